@@ -1,0 +1,11 @@
+"""AugPro: Augmentation with Projection for knowledge distillation (Keras 3)."""
+
+import os
+
+# keras-hub and the TF-only train step need the TensorFlow backend.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from augpro_keras import layers  # noqa: E402
+from augpro_keras import models  # noqa: E402
+
+__version__ = "0.1.0"

@@ -1,0 +1,173 @@
+"""Projection of embeddings back to the nearest vocabulary tokens."""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from augpro_keras.api_export import export
+from augpro_keras.layers import similarity as sim
+
+
+@export
+class EmbeddingProjection(keras.layers.Layer):
+    """Projects each embedding vector to its most similar vocabulary token.
+
+    This is the projection `p(.)` of AugPro (Eq. 5, Algorithm 2 of the paper):
+    for every position it returns the id of the row of `embedding_matrix`
+    that is most similar to the embedding at that position. (Algorithm 2
+    writes `argmin` of a similarity; the most similar token is meant.)
+
+    Ties go to the lowest token id. Ids in `excluded_token_ids` are never
+    returned. Positions where `padding_mask` is false get `pad_token_id`.
+    With "cosine", a zero vector is equally similar to every token and gets
+    the lowest id that is not excluded (never NaN). Similarities are computed
+    in float32 whatever the input dtype.
+
+    With `chunk_size`, the vocabulary is scanned in chunks of that many rows
+    and only a `[B * L, chunk_size]` block of similarities exists at a time,
+    so memory does not grow with the vocabulary. The answer is exactly the
+    same as without chunks for every chunk size.
+
+    Args:
+        similarity: "cosine" (default, as in the paper), "dot" (inner
+            product) or "l2" (smallest Euclidean distance).
+        chunk_size: `None` (compare with the whole table at once) or a
+            positive number of vocabulary rows per chunk.
+        excluded_token_ids: ids that are never returned, typically the
+            special tokens (padding, [CLS], [SEP], [UNK], [MASK]).
+        pad_token_id: the id returned at padding positions.
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Call arguments:
+        embeddings: float tensor `[B, L, H]`.
+        embedding_matrix: float tensor or variable `[V, H]`, the model's
+            word-embedding table.
+        padding_mask: optional bool tensor `[B, L]`, true at real tokens.
+
+    Returns:
+        int32 token ids `[B, L]`.
+
+    Example:
+    ```python
+    table = keras.random.normal((1000, 64))
+    noisy = ops.take(table, [[5, 7, 9]], axis=0) + 0.01
+    proj = augpro_keras.layers.EmbeddingProjection(excluded_token_ids=(0,))
+    proj(noisy, table)  # [[5, 7, 9]]
+    ```
+
+    References:
+        - [Wang et al., 2023, "Augmentation with Projection: Towards an
+          Effective and Efficient Data Augmentation Paradigm for
+          Distillation"](https://arxiv.org/abs/2210.11768)
+    """
+
+    def __init__(
+        self,
+        similarity="cosine",
+        chunk_size=None,
+        excluded_token_ids=(),
+        pad_token_id=0,
+        **kwargs,
+    ):
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+        self.similarity = sim.validate_similarity(similarity)
+        if chunk_size is not None and (
+            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0
+        ):
+            raise ValueError(
+                f"`chunk_size` must be None or a positive integer. Received: {chunk_size!r}"
+            )
+        self.chunk_size = chunk_size
+        self.excluded_token_ids = tuple(int(i) for i in excluded_token_ids)
+        if any(i < 0 for i in self.excluded_token_ids):
+            raise ValueError(
+                "`excluded_token_ids` must be non-negative token ids. "
+                f"Received: {self.excluded_token_ids}"
+            )
+        self.pad_token_id = int(pad_token_id)
+
+    def _excluded_mask(self, vocabulary_size):
+        too_large = [i for i in self.excluded_token_ids if i >= vocabulary_size]
+        if too_large:
+            raise ValueError(
+                f"`excluded_token_ids` {too_large} are outside the vocabulary of "
+                f"size {vocabulary_size} (allowed: 0 to {vocabulary_size - 1})."
+            )
+        mask = np.zeros((vocabulary_size,), dtype=bool)
+        mask[list(self.excluded_token_ids)] = True
+        if mask.all():
+            raise ValueError(
+                "Every token of the vocabulary is in `excluded_token_ids`; "
+                "nothing is left to project to."
+            )
+        return mask
+
+    def call(self, embeddings, embedding_matrix, padding_mask=None):
+        vocabulary_size, width = embedding_matrix.shape
+        if embeddings.shape[-1] != width:
+            raise ValueError(
+                f"The embeddings have width {embeddings.shape[-1]} but the "
+                f"embedding matrix has rows of width {width}; they must match."
+            )
+        excluded = self._excluded_mask(vocabulary_size)
+        chunk = vocabulary_size if self.chunk_size is None else min(self.chunk_size, vocabulary_size)
+        num_chunks = math.ceil(vocabulary_size / chunk)
+        first_allowed = int(np.argmin(excluded))
+        excluded = ops.convert_to_tensor(excluded)
+
+        batch_shape = ops.shape(embeddings)[:-1]
+        queries = sim.prepare_queries(ops.reshape(embeddings, (-1, width)), self.similarity)
+        num_queries = ops.shape(queries)[0]
+
+        def best_in_chunk(start):
+            rows = ops.slice(embedding_matrix, (start, 0), (chunk, width))
+            scores = sim.scores(queries, rows, self.similarity)
+            chunk_excluded = ops.slice(excluded, (start,), (chunk,))
+            scores = ops.where(chunk_excluded[None, :], -np.inf, scores)
+            best = ops.max(scores, axis=1)
+            # argmax does not promise the lowest index on ties; this does.
+            positions = ops.arange(chunk, dtype="int32")[None, :]
+            index = ops.min(ops.where(scores == best[:, None], positions, chunk), axis=1)
+            return best, index + ops.cast(start, "int32")
+
+        def merge(i, state):
+            best, index = state
+            # The last chunk is shifted back to stay inside the table; rows
+            # seen twice cannot win twice because only a strictly better
+            # score replaces the current answer (which also keeps ties on
+            # the lowest id, as chunks come in increasing order).
+            start = ops.minimum(i * chunk, vocabulary_size - chunk)
+            chunk_best, chunk_index = best_in_chunk(start)
+            better = chunk_best > best
+            return ops.where(better, chunk_best, best), ops.where(better, chunk_index, index)
+
+        state = (
+            ops.full((num_queries,), -np.inf, dtype="float32"),
+            ops.full((num_queries,), first_allowed, dtype="int32"),
+        )
+        if num_chunks == 1:
+            _, token_ids = merge(0, state)
+        else:
+            _, token_ids = ops.fori_loop(0, num_chunks, merge, state)
+        token_ids = ops.reshape(token_ids, batch_shape)
+        if padding_mask is not None:
+            token_ids = ops.where(ops.cast(padding_mask, "bool"), token_ids, self.pad_token_id)
+        return token_ids
+
+    def compute_output_spec(self, embeddings, embedding_matrix, padding_mask=None):
+        return keras.KerasTensor(embeddings.shape[:-1], dtype="int32")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "similarity": self.similarity,
+                "chunk_size": self.chunk_size,
+                "excluded_token_ids": list(self.excluded_token_ids),
+                "pad_token_id": self.pad_token_id,
+            }
+        )
+        return config

@@ -1,0 +1,122 @@
+"""The protocol through which the `Distiller` reaches a teacher or a student.
+
+AugPro splits every classifier `f` into `f = f_l o f_e`: an embedding lookup
+`f_e` (token ids to word embeddings) and the rest `f_l`. Augmentations work on
+word embeddings, so a model must be runnable from token ids *and* from word
+embeddings. TMix also needs the hidden states at an inner layer and a way to
+continue from them.
+
+A model takes the input dict that keras-hub's text classifiers take:
+`{"token_ids": int [B, L], "padding_mask": bool/int [B, L]}` plus an optional
+`"segment_ids": int [B, L]` for sentence pairs.
+"""
+
+import keras
+from keras import ops
+
+from augpro_keras.api_export import export
+
+
+@export
+class DistillableClassifier(keras.Model):
+    """Base class of every model the `Distiller` can train or distill from.
+
+    A subclass implements five things:
+
+    - `embed_tokens(token_ids)`: the word-embedding lookup `f_e`, returning
+      `[B, L, H]` (no position or segment embeddings added).
+    - `hidden_states_at(embeddings, padding_mask, segment_ids, layer, training)`:
+      runs from word embeddings through the first `layer` transformer layers
+      and returns the hidden states `[B, L, H']`. `layer=0` gives the input of
+      the first transformer layer (embeddings after position/segment
+      embeddings, normalisation and dropout).
+    - `logits_from_hidden(hidden, padding_mask, layer, training)`: continues
+      from the hidden states after `layer` transformer layers to the logits
+      `[B, num_classes]`.
+    - `embedding_matrix`: the word-embedding table `[V, H]` used by `f_e`.
+    - `special_token_ids` (tuple of ints, includes `pad_token_id`),
+      `pad_token_id` and `num_layers`.
+
+    From these the base class derives `call_from_embeddings` (that is `f_l`)
+    and `call` (that is `f`). Running from `embed_tokens(token_ids)` must give
+    exactly what `call(inputs)` gives.
+
+    Example:
+    ```python
+    model = augpro_keras.models.TinyTransformerClassifier(
+        vocabulary_size=100, num_classes=2)
+    inputs = {"token_ids": token_ids, "padding_mask": token_ids != 0}
+    logits = model(inputs)
+    same = model.call_from_embeddings(
+        model.embed_tokens(inputs["token_ids"]), inputs["padding_mask"])
+    ```
+    """
+
+    # --- to implement -----------------------------------------------------
+    def embed_tokens(self, token_ids):
+        raise NotImplementedError(f"{type(self).__name__} must implement embed_tokens().")
+
+    def hidden_states_at(
+        self, embeddings, padding_mask, segment_ids=None, layer=0, training=False
+    ):
+        raise NotImplementedError(f"{type(self).__name__} must implement hidden_states_at().")
+
+    def logits_from_hidden(self, hidden, padding_mask, layer=0, training=False):
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement logits_from_hidden()."
+        )
+
+    @property
+    def embedding_matrix(self):
+        raise NotImplementedError(f"{type(self).__name__} must define embedding_matrix.")
+
+    @property
+    def special_token_ids(self):
+        raise NotImplementedError(f"{type(self).__name__} must define special_token_ids.")
+
+    @property
+    def pad_token_id(self):
+        raise NotImplementedError(f"{type(self).__name__} must define pad_token_id.")
+
+    @property
+    def num_layers(self):
+        raise NotImplementedError(f"{type(self).__name__} must define num_layers.")
+
+    # --- derived ----------------------------------------------------------
+    @property
+    def vocabulary_size(self):
+        return int(self.embedding_matrix.shape[0])
+
+    @property
+    def embedding_dim(self):
+        return int(self.embedding_matrix.shape[1])
+
+    def call_from_embeddings(
+        self, embeddings, padding_mask, segment_ids=None, training=False
+    ):
+        """`f_l`: logits from word embeddings `[B, L, H]`."""
+        hidden = self.hidden_states_at(
+            embeddings, padding_mask, segment_ids, layer=0, training=training
+        )
+        return self.logits_from_hidden(hidden, padding_mask, layer=0, training=training)
+
+    def call(self, inputs, training=False):
+        token_ids, padding_mask, segment_ids = unpack_inputs(inputs)
+        return self.call_from_embeddings(
+            self.embed_tokens(token_ids), padding_mask, segment_ids, training=training
+        )
+
+
+def unpack_inputs(inputs):
+    """Returns `(token_ids, padding_mask, segment_ids or None)` from an input dict."""
+    if not isinstance(inputs, dict) or "token_ids" not in inputs:
+        raise ValueError(
+            "Expected inputs as a dict with keys 'token_ids', 'padding_mask' and "
+            f"optionally 'segment_ids'. Received: {type(inputs).__name__}"
+            + (f" with keys {sorted(inputs)}" if isinstance(inputs, dict) else "")
+        )
+    token_ids = inputs["token_ids"]
+    padding_mask = inputs.get("padding_mask")
+    if padding_mask is None:
+        padding_mask = ops.ones_like(token_ids, dtype="bool")
+    return token_ids, padding_mask, inputs.get("segment_ids")
