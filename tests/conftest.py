@@ -1,0 +1,29 @@
+"""Test setup: TensorFlow backend, two logical CPU devices, quiet logs.
+
+Logical devices must be configured before TensorFlow runs its first op, so
+this happens at import time, before any test module imports the package.
+"""
+
+import os
+import pathlib
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+)
+
+SHARED_GLUE_DIR = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue"
+
+
+@pytest.fixture
+def glue_dir():
+    """The real GLUE TSVs beside the project, or a skip when they are absent."""
+    if not SHARED_GLUE_DIR.is_dir():
+        pytest.skip(f"real GLUE data not found at {SHARED_GLUE_DIR}")
+    return SHARED_GLUE_DIR
