@@ -1,0 +1,35 @@
+"""Data: tokenizers, packing into model inputs, GLUE and user files, splits."""
+
+from augpro_keras.data.examples import TextExamples
+from augpro_keras.data.glue import GLUE_TASKS
+from augpro_keras.data.glue import GlueTask
+from augpro_keras.data.glue import get_glue_task
+from augpro_keras.data.glue import load_glue
+from augpro_keras.data.preprocessing import TextPacker
+from augpro_keras.data.preprocessing import make_dataset
+from augpro_keras.data.splits import labeled_unlabeled_split
+from augpro_keras.data.splits import take_fraction
+from augpro_keras.data.tokenizers import SentencePieceTextTokenizer
+from augpro_keras.data.tokenizers import TextTokenizer
+from augpro_keras.data.tokenizers import WordPieceTextTokenizer
+from augpro_keras.data.tokenizers import read_vocabulary_file
+from augpro_keras.data.tokenizers import train_sentencepiece
+from augpro_keras.data.tsv import load_text_classification_file
+
+__all__ = [
+    "GLUE_TASKS",
+    "GlueTask",
+    "SentencePieceTextTokenizer",
+    "TextExamples",
+    "TextPacker",
+    "TextTokenizer",
+    "WordPieceTextTokenizer",
+    "get_glue_task",
+    "labeled_unlabeled_split",
+    "load_glue",
+    "load_text_classification_file",
+    "make_dataset",
+    "read_vocabulary_file",
+    "take_fraction",
+    "train_sentencepiece",
+]

@@ -1,0 +1,353 @@
+"""The GLUE tasks: their descriptions and a loader (local TSVs or TFDS)."""
+
+import dataclasses
+import os
+from typing import Optional
+
+from augpro_keras.data.examples import TextExamples
+from augpro_keras.data.tsv import column_index
+from augpro_keras.data.tsv import field
+from augpro_keras.data.tsv import read_delimited_rows
+
+
+@dataclasses.dataclass(frozen=True)
+class GlueTask:
+    """What a GLUE task is and where its data lives.
+
+    Args:
+        name: canonical name, e.g. `"sst2"`.
+        display_name: the name used by GLUE, e.g. `"SST-2"`; also the folder
+            name in the official layout.
+        text_features: TFDS feature names of the text(s), e.g.
+            `("premise", "hypothesis")`.
+        label_names: class names in TFDS order (class id = position), or
+            `None` for regression (STS-B).
+        metrics: names of the metrics the paper reports, as computed by
+            `augpro_keras.metrics.glue_metrics`.
+        split_files: `(split, file name)` pairs of the official layout.
+        tsv_text_columns: the text columns in the TSV files: header names, or
+            positions when the files have no header (CoLA).
+        tsv_label_column: the label column (header name or position).
+        tsv_has_header: whether the TSV files start with a header row.
+
+    Example:
+    ```python
+    task = get_glue_task("SST-2")
+    task.tfds_name, task.num_classes, task.metrics
+    # ('glue/sst2', 2, ('accuracy',))
+    ```
+    """
+
+    name: str
+    display_name: str
+    text_features: tuple
+    label_names: Optional[tuple]
+    metrics: tuple
+    split_files: tuple
+    tsv_text_columns: tuple
+    tsv_label_column: object
+    tsv_has_header: bool = True
+
+    @property
+    def tfds_name(self):
+        """Name of the task in TensorFlow Datasets."""
+        return f"glue/{self.name}"
+
+    @property
+    def is_regression(self):
+        """Whether labels are float scores (STS-B) rather than class ids."""
+        return self.label_names is None
+
+    @property
+    def num_classes(self):
+        """Number of model outputs: the number of classes, 1 for regression."""
+        return 1 if self.label_names is None else len(self.label_names)
+
+    @property
+    def is_pair(self):
+        """Whether examples are text pairs."""
+        return len(self.text_features) == 2
+
+    @property
+    def splits(self):
+        """The split names `load_glue` accepts for this task."""
+        return tuple(split for split, _ in self.split_files)
+
+    def tsv_file(self, split):
+        """File name of `split` inside the task's folder."""
+        return dict(self.split_files)[_check_split(self, split)]
+
+
+_TRAIN_DEV = (("train", "train.tsv"), ("validation", "dev.tsv"))
+
+GLUE_TASKS = {
+    task.name: task
+    for task in (
+        GlueTask(
+            name="cola",
+            display_name="CoLA",
+            text_features=("sentence",),
+            label_names=("unacceptable", "acceptable"),
+            metrics=("matthews_corrcoef",),
+            split_files=_TRAIN_DEV,
+            # No header: source, label, original label, sentence.
+            tsv_text_columns=(3,),
+            tsv_label_column=1,
+            tsv_has_header=False,
+        ),
+        GlueTask(
+            name="sst2",
+            display_name="SST-2",
+            text_features=("sentence",),
+            label_names=("negative", "positive"),
+            metrics=("accuracy",),
+            split_files=_TRAIN_DEV,
+            tsv_text_columns=("sentence",),
+            tsv_label_column="label",
+        ),
+        GlueTask(
+            name="mrpc",
+            display_name="MRPC",
+            text_features=("sentence1", "sentence2"),
+            label_names=("not_equivalent", "equivalent"),
+            metrics=("accuracy", "f1"),
+            split_files=_TRAIN_DEV,
+            tsv_text_columns=("#1 String", "#2 String"),
+            tsv_label_column="Quality",
+        ),
+        GlueTask(
+            name="stsb",
+            display_name="STS-B",
+            text_features=("sentence1", "sentence2"),
+            label_names=None,
+            metrics=("pearson", "spearman"),
+            split_files=_TRAIN_DEV,
+            tsv_text_columns=("sentence1", "sentence2"),
+            tsv_label_column="score",
+        ),
+        GlueTask(
+            name="qqp",
+            display_name="QQP",
+            text_features=("question1", "question2"),
+            label_names=("not_duplicate", "duplicate"),
+            metrics=("accuracy", "f1"),
+            split_files=_TRAIN_DEV,
+            tsv_text_columns=("question1", "question2"),
+            tsv_label_column="is_duplicate",
+        ),
+        GlueTask(
+            name="mnli",
+            display_name="MNLI",
+            text_features=("premise", "hypothesis"),
+            label_names=("entailment", "neutral", "contradiction"),
+            metrics=("accuracy",),
+            split_files=(
+                ("train", "train.tsv"),
+                ("validation_matched", "dev_matched.tsv"),
+                ("validation_mismatched", "dev_mismatched.tsv"),
+            ),
+            tsv_text_columns=("sentence1", "sentence2"),
+            tsv_label_column="gold_label",
+        ),
+        GlueTask(
+            name="qnli",
+            display_name="QNLI",
+            text_features=("question", "sentence"),
+            label_names=("entailment", "not_entailment"),
+            metrics=("accuracy",),
+            split_files=_TRAIN_DEV,
+            tsv_text_columns=("question", "sentence"),
+            tsv_label_column="label",
+        ),
+        GlueTask(
+            name="rte",
+            display_name="RTE",
+            text_features=("sentence1", "sentence2"),
+            label_names=("entailment", "not_entailment"),
+            metrics=("accuracy",),
+            split_files=_TRAIN_DEV,
+            tsv_text_columns=("sentence1", "sentence2"),
+            tsv_label_column="label",
+        ),
+        GlueTask(
+            name="wnli",
+            display_name="WNLI",
+            text_features=("sentence1", "sentence2"),
+            label_names=("not_entailment", "entailment"),
+            metrics=("accuracy",),
+            split_files=_TRAIN_DEV,
+            tsv_text_columns=("sentence1", "sentence2"),
+            tsv_label_column="label",
+        ),
+    )
+}
+
+
+def get_glue_task(name):
+    """Returns the `GlueTask` for a name in any common spelling.
+
+    Case, `-`, `_` and spaces are ignored: `"SST-2"`, `"sst2"`, `"sst-2"`,
+    `"STS-B"`, `"stsb"` and `"glue/rte"` all work.
+
+    Args:
+        name: task name, or a `GlueTask` (returned as is).
+
+    Example:
+    ```python
+    get_glue_task("STS-B").is_regression  # True
+    ```
+    """
+    if isinstance(name, GlueTask):
+        return name
+    if not isinstance(name, str):
+        raise ValueError(f"GLUE task name must be a string. Received: {name!r}")
+    key = name.strip().lower()
+    if key.startswith("glue/"):
+        key = key[len("glue/"):]
+    for char in "-_ ":
+        key = key.replace(char, "")
+    if key not in GLUE_TASKS:
+        allowed = [task.display_name for task in GLUE_TASKS.values()]
+        raise ValueError(f"Unknown GLUE task {name!r}. Allowed tasks: {allowed}")
+    return GLUE_TASKS[key]
+
+
+def _check_split(task, split):
+    canonical = split
+    if isinstance(split, str) and split.startswith("dev"):
+        canonical = "validation" + split[len("dev"):]
+    if canonical not in task.splits:
+        raise ValueError(
+            f"Unknown split {split!r} for GLUE task {task.display_name}. "
+            f"Allowed splits: {list(task.splits)}"
+        )
+    return canonical
+
+
+def _layout(task, glue_dir):
+    files = ", ".join(
+        os.path.join(str(glue_dir), task.display_name, file) for _, file in task.split_files
+    )
+    if task.tsv_has_header:
+        columns = f"a header row with columns {list(task.tsv_text_columns)} and {task.tsv_label_column!r}"
+    else:
+        columns = (
+            f"no header; text at column {task.tsv_text_columns[0]} and label at "
+            f"column {task.tsv_label_column} (0-based)"
+        )
+    return f"Expected the official GLUE layout: {files} ({columns})."
+
+
+def _parse_label(task, raw, path, line_number):
+    if task.is_regression:
+        try:
+            return float(raw)
+        except ValueError:
+            pass
+    elif raw in task.label_names:
+        return task.label_names.index(raw)
+    elif raw.strip() in [str(i) for i in range(task.num_classes)]:
+        return int(raw)
+    allowed = "a number" if task.is_regression else f"{list(task.label_names)} or their ids 0..{task.num_classes - 1}"
+    raise ValueError(
+        f"{path}, line {line_number}: label {raw!r} is not valid for "
+        f"{task.display_name}; expected {allowed}."
+    )
+
+
+def _load_tsv(task, split, glue_dir):
+    path = os.path.join(os.fspath(glue_dir), task.display_name, task.tsv_file(split))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"GLUE file not found: {path}. {_layout(task, glue_dir)}"
+        )
+    rows = read_delimited_rows(path, "\t")
+    text_indices = list(task.tsv_text_columns)
+    label_index = task.tsv_label_column
+    names = [f"column {i}" for i in text_indices] + [f"column {label_index}"]
+    if task.tsv_has_header:
+        _, header = next(rows, (0, []))
+        names = list(task.tsv_text_columns) + [task.tsv_label_column]
+        try:
+            text_indices = [column_index(header, c, path) for c in task.tsv_text_columns]
+            label_index = column_index(header, task.tsv_label_column, path)
+        except ValueError as e:
+            raise ValueError(f"{e}. {_layout(task, glue_dir)}") from None
+
+    columns = [[] for _ in text_indices]
+    labels = []
+    for line_number, fields in rows:
+        for values, index, name in zip(columns, text_indices, names):
+            values.append(field(fields, index, path, line_number, name))
+        raw = field(fields, label_index, path, line_number, names[-1])
+        labels.append(_parse_label(task, raw, path, line_number))
+    return TextExamples(
+        texts_a=columns[0],
+        texts_b=columns[1] if task.is_pair else None,
+        labels=labels,
+        label_names=task.label_names,
+    )
+
+
+def _load_tfds(task, split):
+    try:
+        import tensorflow_datasets as tfds
+
+        dataset = tfds.load(task.tfds_name, split=split)
+    except Exception as e:  # Offline, missing data, or a failed download.
+        raise RuntimeError(
+            f"Could not load {task.tfds_name!r} split {split!r} with "
+            f"tensorflow_datasets ({type(e).__name__}: {e}). Without network "
+            "access, download the GLUE data and pass `glue_dir=` (the folder "
+            f"that holds {task.display_name}/{task.tsv_file(split)})."
+        ) from e
+    columns = [[] for _ in task.text_features]
+    labels = []
+    for example in tfds.as_numpy(dataset):
+        for values, feature in zip(columns, task.text_features):
+            values.append(example[feature].decode("utf-8"))
+        label = example["label"]
+        labels.append(float(label) if task.is_regression else int(label))
+    return TextExamples(
+        texts_a=columns[0],
+        texts_b=columns[1] if task.is_pair else None,
+        labels=labels,
+        label_names=task.label_names,
+    )
+
+
+def load_glue(task, split, glue_dir=None):
+    """Loads one split of a GLUE task as plain Python lists.
+
+    With `glue_dir`, reads the official GLUE TSV files:
+    `<glue_dir>/<display name>/train.tsv` and `dev.tsv` (MNLI:
+    `dev_matched.tsv`, `dev_mismatched.tsv`), e.g. `glue_dir/SST-2/dev.tsv`.
+    Without, loads `glue/<task>` with TensorFlow Datasets (needs network
+    access the first time). String labels map to ids in TFDS order (e.g. RTE:
+    entailment=0, not_entailment=1; MNLI: entailment=0, neutral=1,
+    contradiction=2); STS-B labels are float scores in [0, 5].
+
+    Args:
+        task: task name in any common spelling (`"SST-2"`, `"sst2"`, ...) or
+            a `GlueTask`.
+        split: `"train"` or `"validation"` (`"dev"` also works); MNLI has
+            `"validation_matched"` and `"validation_mismatched"`.
+        glue_dir: optional folder in the official GLUE layout.
+
+    Returns:
+        `TextExamples`; it unpacks as `(texts_a, texts_b or None, labels)`.
+
+    Example:
+    ```python
+    texts_a, texts_b, labels = load_glue("RTE", "validation", glue_dir="glue_data")
+    ```
+    """
+    task = get_glue_task(task)
+    split = _check_split(task, split)
+    if glue_dir is None:
+        return _load_tfds(task, split)
+    if not os.path.isdir(os.fspath(glue_dir)):
+        raise FileNotFoundError(
+            f"`glue_dir` is not a folder: {os.fspath(glue_dir)}. {_layout(task, glue_dir)}"
+        )
+    return _load_tsv(task, split, glue_dir)

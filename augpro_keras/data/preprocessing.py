@@ -1,0 +1,203 @@
+"""Packing texts into fixed-length model inputs, and `tf.data` pipelines."""
+
+import numpy as np
+import tensorflow as tf
+
+from augpro_keras.data.tokenizers import TextTokenizer
+
+_TRUNCATE = ("round_robin", "waterfall")
+
+
+def _check_positive_int(value, name, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
+
+
+class TextPacker:
+    """Turns a text or a text pair into fixed-length model inputs.
+
+    Layout: `[CLS] a [SEP] b [SEP]` for tokenizers with a `cls_token_id`
+    (BERT WordPiece, or SentencePiece with `[CLS]`/`[SEP]` pieces), else
+    `a </s> b </s>` (T5-style SentencePiece). Segment ids are 0 for the first
+    text with its separator (and `[CLS]`), 1 for the second text with its
+    separator, 0 at padding. Too long inputs are truncated by
+    `keras_hub.layers.MultiSegmentPacker`; `"round_robin"` takes one token at
+    a time from each text, so the shorter text keeps most of its tokens.
+
+    Works eagerly and inside `tf.data` / `tf.function`.
+
+    Args:
+        tokenizer: a `TextTokenizer`.
+        sequence_length: int, length of every output row.
+        truncate: `"round_robin"` or `"waterfall"` (cut the last text first).
+
+    Call arguments:
+        texts_a: str, list of str, or string tensor (scalar or `[B]`).
+        texts_b: optional second texts, same shape as `texts_a`.
+
+    Returns:
+        A dict with `"token_ids"` (int32), `"padding_mask"` (bool, true at
+        real tokens) and `"segment_ids"` (int32), each `[B, sequence_length]`
+        (or `[sequence_length]` for a single text).
+
+    Example:
+    ```python
+    packer = TextPacker(tokenizer, sequence_length=16)
+    inputs = packer(["A man plays."], ["Someone plays music."])
+    inputs["token_ids"].shape  # (1, 16)
+    ```
+    """
+
+    def __init__(self, tokenizer, sequence_length, truncate="round_robin"):
+        import keras_hub  # Deferred: importing keras-hub takes seconds.
+
+        if not isinstance(tokenizer, TextTokenizer):
+            raise ValueError(
+                "`tokenizer` must be a TextTokenizer (WordPieceTextTokenizer or "
+                f"SentencePieceTextTokenizer). Received: {type(tokenizer).__name__}"
+            )
+        _check_positive_int(sequence_length, "sequence_length", minimum=3)
+        if truncate not in _TRUNCATE:
+            raise ValueError(f"`truncate` must be one of {_TRUNCATE}. Received: {truncate!r}")
+        self.tokenizer = tokenizer
+        self.sequence_length = int(sequence_length)
+        self.truncate = truncate
+        start = [] if tokenizer.cls_token_id is None else [tokenizer.cls_token_id]
+        self._packer = keras_hub.layers.MultiSegmentPacker(
+            sequence_length=self.sequence_length,
+            start_value=start,
+            end_value=tokenizer.sep_token_id,
+            pad_value=tokenizer.pad_token_id,
+            truncate=truncate,
+            _allow_python_workflow=False,
+        )
+
+    def __call__(self, texts_a, texts_b=None):
+        segments = [self._tokenize(texts_a, "texts_a")]
+        if texts_b is not None:
+            segments.append(self._tokenize(texts_b, "texts_b"))
+        token_ids, segment_ids = self._packer(tuple(segments))
+        token_ids = tf.cast(token_ids, tf.int32)
+        return {
+            "token_ids": token_ids,
+            "padding_mask": tf.not_equal(token_ids, self.tokenizer.pad_token_id),
+            "segment_ids": tf.cast(segment_ids, tf.int32),
+        }
+
+    def _tokenize(self, texts, name):
+        if isinstance(texts, str) or (isinstance(texts, (list, tuple)) and texts):
+            texts = tf.constant(texts)
+        if not isinstance(texts, tf.Tensor) or texts.dtype != tf.string:
+            raise ValueError(
+                f"`{name}` must be a str, a non-empty list of str or a string tensor. "
+                f"Received: {type(texts).__name__}"
+            )
+        return self.tokenizer.tokenize(texts)
+
+
+def _labels_array(labels, n):
+    values = np.asarray(labels)
+    if values.ndim != 1 or len(values) != n:
+        raise ValueError(
+            f"`labels` must be a flat list with one label per text ({n}). "
+            f"Received shape {values.shape}."
+        )
+    if values.dtype.kind in "iu":
+        return values.astype(np.int32)
+    if values.dtype.kind == "f":
+        return values.astype(np.float32)
+    raise ValueError(
+        "`labels` must be int class ids or float scores (regression). Received "
+        f"values of type {values.dtype} such as {values[:3].tolist()}; map string "
+        "labels to ids first (e.g. with load_text_classification_file)."
+    )
+
+
+def make_dataset(
+    texts_a,
+    texts_b,
+    labels,
+    tokenizer,
+    sequence_length,
+    batch_size,
+    shuffle=False,
+    seed=None,
+    drop_remainder=False,
+):
+    """A batched `tf.data.Dataset` of packed model inputs (and labels).
+
+    Elements are `(inputs, labels)`, or `inputs` alone when `labels` is
+    `None` (unlabeled distillation data); `inputs` is the dict of
+    `TextPacker`. Labels are int32 class ids, or float32 scores when the
+    labels are floats (regression). Texts are tokenized batch by batch in
+    the pipeline. For training (XLA, TPU) pass `drop_remainder=True`: every
+    batch then has the static shape `[batch_size, sequence_length]`. For
+    evaluation keep `drop_remainder=False` so that no example is left out.
+
+    Args:
+        texts_a: list of str.
+        texts_b: `None` or a list of str of the same length (text pairs).
+        labels: `None` or a list of ints / floats, one per text.
+        tokenizer: a `TextTokenizer`.
+        sequence_length: int, the length of every row.
+        batch_size: int.
+        shuffle: whether to shuffle the examples (again every epoch).
+        seed: optional int seed of the shuffle.
+        drop_remainder: whether to drop the last, smaller batch.
+
+    Returns:
+        A `tf.data.Dataset`.
+
+    Example:
+    ```python
+    texts_a, texts_b, labels = load_glue("rte", "train", glue_dir)
+    train = make_dataset(texts_a, texts_b, labels, tokenizer, sequence_length=128,
+                         batch_size=32, shuffle=True, seed=0, drop_remainder=True)
+    ```
+    """
+    packer = TextPacker(tokenizer, sequence_length)
+    _check_positive_int(batch_size, "batch_size")
+    if isinstance(texts_a, str) or not isinstance(texts_a, (list, tuple)):
+        raise ValueError(f"`texts_a` must be a list of str. Received: {type(texts_a).__name__}")
+    n = len(texts_a)
+    if n == 0:
+        raise ValueError("`texts_a` is empty: there is nothing to batch.")
+    if drop_remainder and n < batch_size:
+        raise ValueError(
+            f"With drop_remainder=True, {n} examples make no full batch of "
+            f"batch_size={batch_size}."
+        )
+    columns = [list(texts_a)]
+    if texts_b is not None:
+        if len(texts_b) != n:
+            raise ValueError(
+                f"`texts_b` must have one text per text in `texts_a` ({n}). Received {len(texts_b)}."
+            )
+        columns.append(list(texts_b))
+    for name, column in zip(("texts_a", "texts_b"), columns):
+        if not all(isinstance(t, str) for t in column):
+            raise ValueError(f"`{name}` must hold only str.")
+    label_values = None if labels is None else _labels_array(labels, n)
+
+    texts = dict(zip(("texts_a", "texts_b"), columns))
+    dataset = tf.data.Dataset.from_tensor_slices(
+        texts if label_values is None else (texts, label_values)
+    )
+    if shuffle:
+        dataset = dataset.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    static_batch = batch_size if drop_remainder else None
+    shape = [static_batch, packer.sequence_length]
+
+    def pack(texts):
+        inputs = packer(texts["texts_a"], texts.get("texts_b"))
+        return {key: tf.ensure_shape(value, shape) for key, value in inputs.items()}
+
+    if label_values is None:
+        dataset = dataset.map(pack, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        dataset = dataset.map(
+            lambda texts, y: (pack(texts), tf.ensure_shape(y, [static_batch])),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return dataset.prefetch(tf.data.AUTOTUNE)
