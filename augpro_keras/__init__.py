@@ -2,10 +2,13 @@
 
 import os
 
-# keras-hub and the TF-only train step need the TensorFlow backend.
+# keras-hub and the Distiller's train step need the TensorFlow backend.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from augpro_keras import augmentations  # noqa: E402
 from augpro_keras import layers  # noqa: E402
+from augpro_keras import losses  # noqa: E402
 from augpro_keras import models  # noqa: E402
+from augpro_keras.distiller import Distiller  # noqa: E402
 
 __version__ = "0.1.0"

@@ -77,22 +77,12 @@ class FGSMPerturb(keras.layers.Layer):
 
     def call(self, embeddings, gradient=None, padding_mask=None, epsilon=None):
         if self.direction == "random":
-            signs = keras.random.randint(
-                ops.shape(embeddings), 0, 2, seed=self.seed_generator, dtype="int32"
-            )
-            signs = ops.cast(2 * signs - 1, embeddings.dtype)
-        else:
-            if gradient is None:
-                raise ValueError(f"direction={self.direction!r} needs a `gradient`.")
-            signs = ops.where(ops.cast(gradient, embeddings.dtype) >= 0, 1.0, -1.0)
-            signs = ops.cast(signs, embeddings.dtype)
-            if self.direction == "descent":
-                signs = -signs
+            gradient = keras.random.uniform(ops.shape(embeddings), -1.0, 1.0, seed=self.seed_generator)
+        elif gradient is None:
+            raise ValueError(f"direction={self.direction!r} needs a `gradient`.")
         step = self.epsilon if epsilon is None else epsilon
-        delta = ops.cast(step, embeddings.dtype) * signs
-        if padding_mask is not None:
-            delta = delta * ops.cast(padding_mask, embeddings.dtype)[..., None]
-        return embeddings + delta
+        direction = "descent" if self.direction == "descent" else "ascent"
+        return fgsm_step(embeddings, gradient, step, direction, padding_mask)
 
     def compute_output_spec(self, embeddings, gradient=None, padding_mask=None, epsilon=None):
         return keras.KerasTensor(embeddings.shape, dtype=embeddings.dtype)
@@ -103,3 +93,18 @@ class FGSMPerturb(keras.layers.Layer):
             {"epsilon": self.epsilon, "direction": self.direction, "seed": self.seed}
         )
         return config
+
+
+def fgsm_step(embeddings, gradient, epsilon, direction="ascent", padding_mask=None):
+    """`embeddings + epsilon * s`, `s = sign(gradient)` (zeros count as +1), negated for "descent".
+
+    Padding positions are left unchanged. `epsilon` may be a Python number
+    or a scalar tensor.
+    """
+    signs = ops.where(ops.cast(gradient, "float32") >= 0, 1.0, -1.0)
+    if direction == "descent":
+        signs = -signs
+    delta = ops.cast(epsilon, "float32") * signs
+    if padding_mask is not None:
+        delta = delta * ops.cast(padding_mask, "float32")[..., None]
+    return embeddings + ops.cast(delta, embeddings.dtype)

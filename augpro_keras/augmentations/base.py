@@ -1,0 +1,197 @@
+"""What every augmentation of the Distiller shares.
+
+An augmentation turns the real batch of one training step into one augmented
+batch and returns its loss `L_Aug` per example. It sees the step through a
+`StepContext`: the teacher, the student, the batch, the clean teacher
+logits, the student's word embeddings (inside the gradient tape), the
+gradient of the clean loss with respect to them (for FGSM), the loss
+functions and a stateless random seed per purpose.
+"""
+
+import dataclasses
+import difflib
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from augpro_keras import losses
+
+_REGISTRY = {}
+
+
+def register(cls):
+    """Makes an augmentation class available by its `default_name`."""
+    _REGISTRY[cls.default_name] = cls
+    return keras.saving.register_keras_serializable(package="augpro_keras")(cls)
+
+
+def available():
+    return tuple(sorted(_REGISTRY))
+
+
+def get(identifier):
+    """Returns an augmentation from an instance, a name or a config dict."""
+    if isinstance(identifier, Augmentation):
+        return identifier
+    if isinstance(identifier, dict):
+        return keras.saving.deserialize_keras_object(identifier)
+    if isinstance(identifier, str):
+        key = identifier.lower().replace("-", "_").replace("+", "_")
+        if key in _REGISTRY:
+            return _REGISTRY[key]()
+        close = difflib.get_close_matches(key, available(), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"Unknown augmentation {identifier!r}.{hint} Allowed names: {', '.join(available())}."
+        )
+    raise ValueError(
+        "An augmentation must be an `Augmentation` instance, a name or a config "
+        f"dict. Received: {identifier!r} of type {type(identifier).__name__}"
+    )
+
+
+@dataclasses.dataclass
+class AugmentationOutput:
+    """The result of one augmentation in one step.
+
+    Attributes:
+        loss: float32 `[B]`, the augmentation's loss per example.
+        token_ids: int32 `[B, L]` of the augmented sentences, for augmentations
+            that produce real tokens (else `None`).
+        padding_mask: bool `[B, L]` of `token_ids`.
+    """
+
+    loss: object
+    token_ids: object = None
+    padding_mask: object = None
+
+
+class Augmentation:
+    """Base class: subclasses set `default_name` and implement `compute`.
+
+    Args:
+        name: the name used in logs (`<name>_loss`); defaults to the class's
+            `default_name`.
+        weight: multiplier of this augmentation's loss in the total loss.
+    """
+
+    default_name = None
+    needs_clean_gradient = False  # needs the gradient of the clean loss (FGSM)
+    produces_tokens = False  # returns token ids (logged: token change rate)
+
+    def __init__(self, name=None, weight=1.0):
+        self.name = name or self.default_name
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise ValueError(f"`weight` must be a number >= 0. Received: weight={weight!r}")
+        self.weight = float(weight)
+
+    def validate(self, teacher, student):
+        """Checks the augmentation against the models; raises `ValueError`."""
+
+    def compute(self, context):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"name": self.name, "weight": self.weight}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+@dataclasses.dataclass
+class StepContext:
+    """Everything an augmentation may use in one training step (one replica)."""
+
+    distiller: object
+    token_ids: object
+    padding_mask: object
+    segment_ids: object
+    labels: object
+    teacher_logits: object
+    student_embeddings: object
+    clean_gradient: object
+    step_seed: object
+    group_offset: object
+    purpose: int = 0
+
+    @property
+    def teacher(self):
+        return self.distiller.teacher
+
+    @property
+    def student(self):
+        return self.distiller.student
+
+    @property
+    def has_labels(self):
+        return self.labels is not None
+
+    @property
+    def batch_size(self):
+        return self.token_ids.shape[0]
+
+    def seed(self, draw=0, group=0):
+        """A stateless seed for one random draw of the current augmentation.
+
+        Seeds differ for every step, augmentation (`purpose`), draw and group.
+
+        `group` numbers the MixUp groups of this replica's batch (see the
+        Distiller's `mix_group_size`); seeds depend on the global group
+        number, so the same global batch mixes the same way on any number of
+        replicas.
+        """
+        seed = tf.random.experimental.stateless_fold_in(self.step_seed, self.purpose)
+        seed = tf.random.experimental.stateless_fold_in(seed, draw)
+        return tf.random.experimental.stateless_fold_in(seed, self.group_offset + group)
+
+    def teacher_embeddings(self):
+        return self.teacher.embed_tokens(self.token_ids)
+
+    def teacher_forward(self, fn):
+        """Runs `fn(teacher_training)` for the teacher, without gradients."""
+        return ops.stop_gradient(fn(self.distiller.teacher_dropout))
+
+    def teacher_logits_on(self, token_ids, padding_mask, segment_ids):
+        return self.teacher_forward(
+            lambda training: self.teacher.call_from_embeddings(
+                self.teacher.embed_tokens(token_ids), padding_mask, segment_ids, training=training
+            )
+        )
+
+    def student_logits_on(self, token_ids, padding_mask, segment_ids):
+        return self.student.call_from_embeddings(
+            self.student.embed_tokens(token_ids), padding_mask, segment_ids, training=True
+        )
+
+    def distance(self, student_logits, teacher_logits):
+        d = self.distiller
+        return d.distillation_loss_weight * losses.distillation_distance(
+            student_logits, teacher_logits, d.distillation_loss, d.temperature
+        )
+
+    def mixed_loss(self, student_logits, teacher_logits, partner_index, lam):
+        """`L_MixUp`: CE against mixed labels (when labeled) plus `d`."""
+        loss = self.distance(student_logits, teacher_logits)
+        if self.has_labels:
+            d = self.distiller
+            loss = loss + d.student_loss_weight * losses.mixed_student_loss(
+                student_logits, self.labels, partner_index, lam, d.task
+            )
+        return loss
+
+    def distill_on_tokens(self, token_ids, padding_mask):
+        """`d(g(x'), f(x'))` on new token ids (Eqs. 6 and 7); segments follow the batch."""
+        token_ids = ops.stop_gradient(token_ids)
+        teacher_logits = self.teacher_logits_on(token_ids, padding_mask, self.segment_ids)
+        student_logits = self.student_logits_on(token_ids, padding_mask, self.segment_ids)
+        return AugmentationOutput(
+            loss=self.distance(student_logits, teacher_logits),
+            token_ids=token_ids,
+            padding_mask=padding_mask,
+        )

@@ -1,0 +1,410 @@
+"""Knowledge distillation with AugPro and the paper's baselines."""
+
+import dataclasses
+import random
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from augpro_keras import augmentations as augmentations_lib
+from augpro_keras import losses
+from augpro_keras.api_export import export
+from augpro_keras.layers.embedding_projection import EmbeddingProjection
+from augpro_keras.models.protocol import unpack_inputs
+
+_PROTOCOL = ("embed_tokens", "hidden_states_at", "logits_from_hidden", "call_from_embeddings",
+             "embedding_matrix", "special_token_ids", "pad_token_id", "num_layers")
+
+
+def _check_protocol(model, role):
+    missing = [name for name in _PROTOCOL if not hasattr(type(model), name)]
+    if missing:
+        raise ValueError(
+            f"The {role} ({type(model).__name__}) does not implement the DistillableClassifier "
+            f"protocol; missing: {', '.join(missing)}. Wrap it in a "
+            "`augpro_keras.models.DistillableClassifier` subclass (for example "
+            "`augpro_keras.models.BertClassifier`)."
+        )
+
+
+def _check_number(name, value, low=0.0):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
+        raise ValueError(f"`{name}` must be a number >= {low}. Received: {name}={value!r}")
+    return float(value)
+
+
+@export
+class Distiller(keras.Model):
+    """Distils a teacher into a student with AugPro (or a baseline) augmentation.
+
+    Every training step computes the knowledge-distillation loss of the real
+    batch (Eq. 4 of the paper) and, for each augmentation, builds one
+    augmented batch from it and adds its loss `L_Aug`:
+
+    `L = w_s * CE(g(x), y) + w_d * d(g(x), f(x)) + sum_a weight_a * L_a`
+
+    Without labels (a dataset of inputs only, the paper's Table 2 setting)
+    the CE terms are left out. `d` is the KL divergence of the
+    temperature-softened distributions times `T^2`, or the MSE of the logits.
+    Only the student trains; the teacher's weights never change.
+
+    The step is correct under any `tf.distribute` strategy: per-example
+    losses are divided by the global batch size so that the gradients summed
+    across replicas equal those of one device with the same global batch,
+    and logged values are unscaled means. `compile(jit_compile=True)` runs
+    the per-replica losses and gradients under XLA (the optimizer update
+    stays outside), which also works under `MirroredStrategy`; on TPU the
+    whole step is compiled by `TPUStrategy` in any case. Batches need static
+    shapes (fixed sequence length, `drop_remainder=True`).
+
+    Randomness (partners, lam, random signs, replaced positions) is drawn
+    statelessly from `seed`, the step number and the replica, so a run is
+    reproducible. With `mix_group_size`, MixUp partners are drawn within
+    groups of that many consecutive rows, seeded by the group's global
+    number, so the same global batch gives the same mixes on any number of
+    replicas (the per-replica batch must be a multiple of the group size).
+
+    Args:
+        teacher: a `DistillableClassifier` (fine-tuned); frozen here.
+        student: a `DistillableClassifier` with the same vocabulary.
+        augmentations: list of augmentations: instances from
+            `augpro_keras.augmentations`, names ("mixup", "augpro_mix",
+            "tmix", "fgsm", "augpro_fgsm", "knn", "random_tokens") or config
+            dicts. Empty (default) for plain KD.
+        distillation_loss: "kl" (default) or "mse".
+        temperature: temperature of "kl" (> 0).
+        student_loss_weight: weight `w_s` of the student's loss on labels
+            (CE, or squared error for regression). The paper's Eq. 4 uses 1.
+        distillation_loss_weight: weight `w_d` of `d`. The paper uses 1.
+        task: "classification" or "regression" (one output; use "mse").
+        teacher_dropout: run the teacher with dropout (the paper: on).
+        similarity: similarity of the projections ("cosine", "dot", "l2").
+        projection_chunk_size: vocabulary rows per chunk in projections
+            (`None`: the whole table at once).
+        mix_group_size: `None` or the size of the row groups within which
+            MixUp partners are drawn.
+        seed: int seed of the augmentations' random draws.
+        **kwargs: standard `keras.Model` arguments.
+
+    Example:
+    ```python
+    distiller = augpro_keras.Distiller(
+        teacher, student, augmentations=["augpro_mix", "augpro_fgsm"])
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-4), metrics=["accuracy"])
+    distiller.fit(train_ds, validation_data=dev_ds, epochs=3)
+    student = distiller.student
+    ```
+
+    References:
+        - [Wang et al., 2023, "Augmentation with Projection: Towards an
+          Effective and Efficient Data Augmentation Paradigm for
+          Distillation"](https://arxiv.org/abs/2210.11768)
+        - [Hinton et al., 2015, "Distilling the Knowledge in a Neural
+          Network"](https://arxiv.org/abs/1503.02531)
+    """
+
+    def __init__(
+        self,
+        teacher,
+        student,
+        augmentations=(),
+        distillation_loss="kl",
+        temperature=1.0,
+        student_loss_weight=1.0,
+        distillation_loss_weight=1.0,
+        task="classification",
+        teacher_dropout=True,
+        similarity="cosine",
+        projection_chunk_size=None,
+        mix_group_size=None,
+        seed=None,
+        name="distiller",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        _check_protocol(teacher, "teacher")
+        _check_protocol(student, "student")
+        if teacher.vocabulary_size != student.vocabulary_size:
+            raise ValueError(
+                "Teacher and student must share one vocabulary (the same tokenizer): the "
+                f"teacher's has {teacher.vocabulary_size} tokens, the student's has "
+                f"{student.vocabulary_size}."
+            )
+        if teacher.pad_token_id != student.pad_token_id:
+            raise ValueError(
+                f"Teacher and student use different padding ids ({teacher.pad_token_id} "
+                f"and {student.pad_token_id}); they must share one tokenizer."
+            )
+        self.distillation_loss = losses.validate_distance(distillation_loss)
+        self.temperature = _check_number("temperature", temperature)
+        if self.temperature == 0:
+            raise ValueError("`temperature` must be > 0. Received: temperature=0")
+        self.student_loss_weight = _check_number("student_loss_weight", student_loss_weight)
+        self.distillation_loss_weight = _check_number(
+            "distillation_loss_weight", distillation_loss_weight
+        )
+        self.task = losses.validate_task(task)
+        if self.task == "regression" and self.distillation_loss != "mse":
+            raise ValueError(
+                "A regression task has one output; distil it with distillation_loss='mse' "
+                f"(received {distillation_loss!r})."
+            )
+        if not isinstance(teacher_dropout, bool):
+            raise ValueError(f"`teacher_dropout` must be True or False. Received: {teacher_dropout!r}")
+        self.teacher_dropout = teacher_dropout
+        if mix_group_size is not None and (
+            isinstance(mix_group_size, bool) or not isinstance(mix_group_size, int) or mix_group_size < 1
+        ):
+            raise ValueError(
+                f"`mix_group_size` must be None or a positive integer. Received: {mix_group_size!r}"
+            )
+        self.mix_group_size = mix_group_size
+        self.seed = random.randrange(2**31) if seed is None else int(seed)
+
+        self.teacher = teacher
+        self.teacher.trainable = False
+        self.student = student
+        self.augmentation_list = [augmentations_lib.get(a) for a in augmentations]
+        names = [a.name for a in self.augmentation_list]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(
+                f"Augmentation names must be unique; {duplicates} appear more than once. "
+                "Give each instance its own `name=`."
+            )
+        for augmentation in self.augmentation_list:
+            augmentation.validate(teacher, student)
+
+        self.special_token_ids = tuple(
+            sorted(set(teacher.special_token_ids) | set(student.special_token_ids))
+        )
+        self.pad_token_id = student.pad_token_id
+        self.similarity = similarity
+        self.projection_chunk_size = projection_chunk_size
+        self.projection = EmbeddingProjection(
+            similarity=similarity,
+            chunk_size=projection_chunk_size,
+            excluded_token_ids=self.special_token_ids,
+            pad_token_id=self.pad_token_id,
+            name="projection",
+        )
+
+        tracker_names = ["loss", "student_loss", "distillation_loss"]
+        for augmentation in self.augmentation_list:
+            tracker_names.append(f"{augmentation.name}_loss")
+            if augmentation.produces_tokens:
+                tracker_names.append(f"{augmentation.name}_token_change_rate")
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in tracker_names}
+        self.xla_step = False
+        self._step_function = self._loss_and_gradients
+
+    # --- Keras API ----------------------------------------------------------
+    def call(self, inputs, training=False):
+        """Runs the student."""
+        return self.student(inputs, training=training)
+
+    def compile(self, optimizer="adam", metrics=None, jit_compile="auto", **kwargs):
+        """Configures training. Same arguments as `keras.Model.compile`, except:
+
+        - no `loss`: the Distiller computes its own losses;
+        - `jit_compile`: True compiles the per-replica losses and gradients
+          with XLA (under any strategy); "auto" does so when a GPU is
+          visible, as Keras does.
+        """
+        if kwargs.get("loss") is not None:
+            raise ValueError(
+                "The Distiller computes its own losses (student loss, distillation loss and "
+                "augmentation losses); do not pass `loss` to compile()."
+            )
+        kwargs.pop("loss", None)
+        if jit_compile == "auto":
+            jit_compile = bool(tf.config.list_physical_devices("GPU"))
+        self.xla_step = bool(jit_compile) and not kwargs.get("run_eagerly", False)
+        self._step_function = (
+            tf.function(self._loss_and_gradients, jit_compile=True)
+            if self.xla_step
+            else self._loss_and_gradients
+        )
+        super().compile(optimizer=optimizer, metrics=metrics, jit_compile=False, **kwargs)
+
+    @property
+    def metrics(self):
+        # Keras adds its own (unused here) "loss" tracker; ours replaces it.
+        own = list(self.trackers.values())
+        return own + [m for m in super().metrics if m.name not in self.trackers]
+
+    # --- training -----------------------------------------------------------
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if sample_weight is not None:
+            raise ValueError("The Distiller does not support sample weights.")
+        context = tf.distribute.get_replica_context()
+        replica_id = context.replica_id_in_sync_group if context is not None else 0
+        step = tf.convert_to_tensor(self.optimizer.iterations.value)
+        gradients, logs, student_logits = self._step_function(x, y, step, replica_id)
+        self.optimizer.apply_gradients(zip(gradients, self.student.trainable_variables))
+        for name, (value, weight) in logs.items():
+            self.trackers[name].update_state(value, sample_weight=weight)
+        if y is not None:
+            self.compute_metrics(x, y, student_logits)
+        return self.get_metrics_result()
+
+    def _loss_and_gradients(self, x, y, step, replica_id):
+        """Per-replica losses and the gradients of their scaled sum."""
+        with tf.GradientTape() as tape:
+            total, logs, student_logits, _ = self.step_losses(x, y, step, replica_id)
+        gradients = tape.gradient(total, self.student.trainable_variables)
+        return gradients, logs, student_logits
+
+    def step_losses(self, x, y, step, replica_id=0):
+        """The losses of one step on one replica.
+
+        Returns `(scaled_total, logs, student_logits, outputs)`: the total loss
+        divided by the global batch size (differentiate it), a dict of
+        `name: (value, weight)` for the trackers, the student's clean
+        logits, and each augmentation's `AugmentationOutput` by name. Call it
+        under a `tf.GradientTape` to get gradients.
+        """
+        token_ids, padding_mask, segment_ids = unpack_inputs(x)
+        padding_mask = ops.cast(padding_mask, "bool")
+        batch_size = token_ids.shape[0]
+        if batch_size is None:
+            raise ValueError(
+                "The Distiller needs batches of a static size: batch the dataset with "
+                "`drop_remainder=True` and a fixed sequence length."
+            )
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        groups_per_replica = batch_size // (self.mix_group_size or batch_size)
+
+        teacher_logits = ops.stop_gradient(
+            self.teacher(
+                {"token_ids": token_ids, "padding_mask": padding_mask, "segment_ids": segment_ids}
+                if segment_ids is not None
+                else {"token_ids": token_ids, "padding_mask": padding_mask},
+                training=self.teacher_dropout,
+            )
+        )
+        student_embeddings = self.student.embed_tokens(token_ids)
+        needs_gradient = any(a.needs_clean_gradient for a in self.augmentation_list)
+        with tf.GradientTape(watch_accessed_variables=False) as embedding_tape:
+            embedding_tape.watch(student_embeddings)
+            student_logits = self.student.call_from_embeddings(
+                student_embeddings, padding_mask, segment_ids, training=True
+            )
+            distillation = self.distillation_loss_weight * losses.distillation_distance(
+                student_logits, teacher_logits, self.distillation_loss, self.temperature
+            )
+            per_example = distillation
+            student_part = None
+            if y is not None:
+                student_part = self.student_loss_weight * losses.student_loss(
+                    student_logits, y, self.task
+                )
+                per_example = per_example + student_part
+            clean_sum = ops.sum(per_example)
+        clean_gradient = None
+        if needs_gradient:
+            clean_gradient = ops.stop_gradient(embedding_tape.gradient(clean_sum, student_embeddings))
+
+        context = augmentations_lib.StepContext(
+            distiller=self,
+            token_ids=token_ids,
+            padding_mask=padding_mask,
+            segment_ids=segment_ids,
+            labels=y,
+            teacher_logits=teacher_logits,
+            student_embeddings=student_embeddings,
+            clean_gradient=clean_gradient,
+            step_seed=tf.random.experimental.stateless_fold_in(
+                tf.constant([self.seed, 0], dtype="int64"), ops.cast(step, "int64")
+            ),
+            group_offset=ops.cast(replica_id, "int32") * groups_per_replica,
+        )
+        logs = {"distillation_loss": (ops.mean(distillation), 1.0)}
+        if student_part is not None:
+            logs["student_loss"] = (ops.mean(student_part), 1.0)
+        outputs = {}
+        for index, augmentation in enumerate(self.augmentation_list):
+            output = augmentation.compute(_with_purpose(context, index + 1))
+            outputs[augmentation.name] = output
+            per_example = per_example + augmentation.weight * output.loss
+            logs[f"{augmentation.name}_loss"] = (ops.mean(output.loss), 1.0)
+            if output.token_ids is not None:
+                mask = ops.cast(output.padding_mask, "float32")
+                changed = ops.cast(output.token_ids != ops.cast(token_ids, "int32"), "float32")
+                real = ops.sum(mask)
+                logs[f"{augmentation.name}_token_change_rate"] = (
+                    ops.sum(changed * mask) / ops.maximum(real, 1.0),
+                    real,
+                )
+        logs["loss"] = (ops.mean(per_example), 1.0)
+        scaled_total = ops.sum(per_example) / float(batch_size * replicas)
+        return scaled_total, logs, student_logits, outputs
+
+    def project(self, embeddings, embedding_matrix, padding_mask):
+        """The Distiller's `EmbeddingProjection` (special tokens excluded)."""
+        return self.projection(embeddings, embedding_matrix, padding_mask)
+
+    def augment(self, x, y=None, step=0):
+        """Eagerly builds the augmented batches of `x` (for inspection).
+
+        Returns a dict `name: AugmentationOutput`; token-producing
+        augmentations carry `token_ids`, to detokenize and read.
+        """
+        with tf.GradientTape():
+            _, _, _, outputs = self.step_losses(x, y, ops.convert_to_tensor(step))
+        return outputs
+
+    # --- evaluation -----------------------------------------------------------
+    def test_step(self, data):
+        """Evaluates the student alone; the teacher is not run."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if sample_weight is not None:
+            raise ValueError("The Distiller does not support sample weights.")
+        student_logits = self.student(x, training=False)
+        logs = {}
+        if y is not None:
+            loss = ops.mean(losses.student_loss(student_logits, y, self.task))
+            for name in ("loss", "student_loss"):
+                self.trackers[name].update_state(loss)
+                logs[name] = self.trackers[name].result()
+            self.compute_metrics(x, y, student_logits)
+            for name, value in super().get_metrics_result().items():
+                if name not in self.trackers:
+                    logs[name] = value
+        return logs
+
+    # --- serialization --------------------------------------------------------
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "teacher": keras.saving.serialize_keras_object(self.teacher),
+                "student": keras.saving.serialize_keras_object(self.student),
+                "augmentations": [keras.saving.serialize_keras_object(a) for a in self.augmentation_list],
+                "distillation_loss": self.distillation_loss,
+                "temperature": self.temperature,
+                "student_loss_weight": self.student_loss_weight,
+                "distillation_loss_weight": self.distillation_loss_weight,
+                "task": self.task,
+                "teacher_dropout": self.teacher_dropout,
+                "similarity": self.similarity,
+                "projection_chunk_size": self.projection_chunk_size,
+                "mix_group_size": self.mix_group_size,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["teacher"] = keras.saving.deserialize_keras_object(config["teacher"])
+        config["student"] = keras.saving.deserialize_keras_object(config["student"])
+        config["augmentations"] = [keras.saving.deserialize_keras_object(a) for a in config["augmentations"]]
+        return cls(**config)
+
+
+def _with_purpose(context, purpose):
+    return dataclasses.replace(context, purpose=purpose)
