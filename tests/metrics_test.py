@@ -17,16 +17,20 @@ def test_accuracy_and_f1_by_hand():
 
 def test_matthews_by_hand():
     # tp=1, fp=1, tn=2, fn=0: (1*2 - 1*0) / sqrt(2*1*3*2).
-    assert metrics.matthews_corrcoef([1, 1, 0, 0], [1, 0, 0, 0]) == pytest.approx(2 / math.sqrt(12))
+    expected = 2 / math.sqrt(12)
+    assert metrics.matthews_corrcoef([1, 1, 0, 0], [1, 0, 0, 0]) == pytest.approx(expected)
     assert metrics.matthews_corrcoef([1, 0, 1], [1, 0, 1]) == pytest.approx(1.0)
     assert metrics.matthews_corrcoef([0, 1, 0], [1, 0, 1]) == pytest.approx(-1.0)
     assert metrics.matthews_corrcoef([1, 1, 1], [1, 0, 1]) == 0.0
 
 
 def test_correlations_by_hand():
-    assert metrics.pearson([1.0, 2.0, 3.0], [2.0, 4.0, 7.0]) == pytest.approx(5 / math.sqrt(2 * 114 / 9))
+    # Centred x: -1, 0, 1; centred y: -7/3, -1/3, 8/3.
+    expected = 5 / math.sqrt(2 * 114 / 9)
+    assert metrics.pearson([1.0, 2.0, 3.0], [2.0, 4.0, 7.0]) == pytest.approx(expected)
     # Ranks with ties: x -> 1, 2.5, 2.5, 4; y -> 1, 3, 2, 4.
-    assert metrics.spearman([1.0, 2.0, 2.0, 5.0], [1.0, 3.0, 2.0, 4.0]) == pytest.approx(4.5 / math.sqrt(22.5))
+    expected = 4.5 / math.sqrt(22.5)
+    assert metrics.spearman([1.0, 2.0, 2.0, 5.0], [1.0, 3.0, 2.0, 4.0]) == pytest.approx(expected)
     np.testing.assert_array_equal(metrics.rank_average([10, 20, 20, 5]), [2, 3.5, 3.5, 1])
     assert math.isnan(metrics.pearson([1.0, 1.0], [1.0, 2.0]))
 

@@ -1,8 +1,6 @@
 """`TextExamples`: parallel lists of texts and labels, as the loaders return them."""
 
 import dataclasses
-from typing import Optional
-
 
 @dataclasses.dataclass(frozen=True)
 class TextExamples:
@@ -30,9 +28,9 @@ class TextExamples:
     """
 
     texts_a: list
-    texts_b: Optional[list] = None
-    labels: Optional[list] = None
-    label_names: Optional[tuple] = None
+    texts_b: list | None = None
+    labels: list | None = None
+    label_names: tuple | None = None
 
     def __post_init__(self):
         n = len(self.texts_a)

@@ -2,7 +2,6 @@
 
 import dataclasses
 import os
-from typing import Optional
 
 from augpro_keras.data.examples import TextExamples
 from augpro_keras.data.tsv import column_index
@@ -41,7 +40,7 @@ class GlueTask:
     name: str
     display_name: str
     text_features: tuple
-    label_names: Optional[tuple]
+    label_names: tuple | None
     metrics: tuple
     split_files: tuple
     tsv_text_columns: tuple
@@ -202,8 +201,7 @@ def get_glue_task(name):
     if not isinstance(name, str):
         raise ValueError(f"GLUE task name must be a string. Received: {name!r}")
     key = name.strip().lower()
-    if key.startswith("glue/"):
-        key = key[len("glue/"):]
+    key = key.removeprefix("glue/")
     for char in "-_ ":
         key = key.replace(char, "")
     if key not in GLUE_TASKS:
@@ -229,7 +227,10 @@ def _layout(task, glue_dir):
         os.path.join(str(glue_dir), task.display_name, file) for _, file in task.split_files
     )
     if task.tsv_has_header:
-        columns = f"a header row with columns {list(task.tsv_text_columns)} and {task.tsv_label_column!r}"
+        columns = (
+            f"a header row with columns {list(task.tsv_text_columns)} and "
+            f"{task.tsv_label_column!r}"
+        )
     else:
         columns = (
             f"no header; text at column {task.tsv_text_columns[0]} and label at "
@@ -239,16 +240,18 @@ def _layout(task, glue_dir):
 
 
 def _parse_label(task, raw, path, line_number):
+    """A class id (names or ids in the file) or, for STS-B, a float score."""
     if task.is_regression:
         try:
             return float(raw)
         except ValueError:
-            pass
-    elif raw in task.label_names:
-        return task.label_names.index(raw)
-    elif raw.strip() in [str(i) for i in range(task.num_classes)]:
-        return int(raw)
-    allowed = "a number" if task.is_regression else f"{list(task.label_names)} or their ids 0..{task.num_classes - 1}"
+            allowed = "a number"
+    else:
+        if raw in task.label_names:
+            return task.label_names.index(raw)
+        if raw.strip() in [str(i) for i in range(task.num_classes)]:
+            return int(raw)
+        allowed = f"{list(task.label_names)} or their ids 0..{task.num_classes - 1}"
     raise ValueError(
         f"{path}, line {line_number}: label {raw!r} is not valid for "
         f"{task.display_name}; expected {allowed}."

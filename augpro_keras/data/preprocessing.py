@@ -171,7 +171,8 @@ def make_dataset(
     if texts_b is not None:
         if len(texts_b) != n:
             raise ValueError(
-                f"`texts_b` must have one text per text in `texts_a` ({n}). Received {len(texts_b)}."
+                f"`texts_b` must have one text per text in `texts_a` ({n}). "
+                f"Received {len(texts_b)}."
             )
         columns.append(list(texts_b))
     for name, column in zip(("texts_a", "texts_b"), columns):

@@ -8,7 +8,11 @@ from augpro_keras.data.examples import TextExamples
 
 
 def _check_fraction(fraction, name):
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, (int, float))
+        or not 0 < fraction <= 1
+    ):
         raise ValueError(f"`{name}` must be a number in (0, 1]. Received: {name}={fraction!r}")
 
 

@@ -90,7 +90,9 @@ class TextTokenizer:
                 return []
         elif isinstance(texts, (tf.Tensor, tf.RaggedTensor)):
             if texts.dtype != tf.string:
-                raise ValueError(f"`texts` must be a string tensor. Received dtype {texts.dtype.name}.")
+                raise ValueError(
+                    f"`texts` must be a string tensor. Received dtype {texts.dtype.name}."
+                )
         elif not isinstance(texts, str):
             raise ValueError(
                 "`texts` must be a str, a list of str or a string tensor. "
@@ -117,7 +119,7 @@ class TextTokenizer:
             A str for one sequence, a list of str for a batch.
         """
         if isinstance(token_ids, (tf.Tensor, tf.RaggedTensor)):
-            token_ids = token_ids.to_list() if isinstance(token_ids, tf.RaggedTensor) else token_ids.numpy()
+            token_ids = _to_python(token_ids)
         if isinstance(token_ids, np.ndarray):
             token_ids = token_ids.tolist()
         if isinstance(token_ids, (int, np.integer)):
@@ -404,9 +406,10 @@ def train_sentencepiece(
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise ValueError("`texts` holds no non-empty text to train on.")
+    model = io.BytesIO()
     options = dict(
         sentence_iterator=iter(texts),
-        model_writer=(model := io.BytesIO()),
+        model_writer=model,
         vocab_size=vocabulary_size,
         hard_vocab_limit=False,
         model_type=model_type,

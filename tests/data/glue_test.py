@@ -37,7 +37,7 @@ def test_real_glue_values(glue_dir):
     assert rte.label_names == ("entailment", "not_entailment")
     # MRPC: UTF-8 BOM before the header, stray quotes in the texts.
     mrpc = load_glue("mrpc", "validation", glue_dir)
-    assert mrpc.texts_b[0] == "\"The foodservice pie business does not fit our long-term growth strategy."
+    assert mrpc.texts_b[0].startswith('"The foodservice pie business does not fit')
     assert mrpc.labels[:2] == [1, 0]
     stsb = load_glue("STS-B", "validation", glue_dir)
     assert stsb.texts_a[0] == "A man with a hard hat is dancing."
@@ -106,7 +106,7 @@ def test_fake_glue_cola_mnli_qqp(tmp_path):
     assert load_glue("mnli", "validation_matched", tmp_path).labels == [2]
     assert load_glue("mnli", "dev_mismatched", tmp_path).labels == [1]
 
-    texts_a, texts_b, labels = load_glue("qqp", "validation", tmp_path)
+    texts_a, _, labels = load_glue("qqp", "validation", tmp_path)
     assert texts_a == ["How do I cook \"rice?", "What is AI?"]
     assert labels == [1, 0]
 
