@@ -227,11 +227,14 @@ class WordPieceTextTokenizer(TextTokenizer):
 
 
 def _to_python(token_ids):
+    """Ids as Python ints in (nested) lists."""
     if isinstance(token_ids, tf.RaggedTensor):
         return token_ids.to_list()
-    if isinstance(token_ids, (tf.Tensor, np.ndarray)):
+    if isinstance(token_ids, (tf.Tensor, np.ndarray, np.integer)):
         return np.asarray(token_ids).tolist()
-    return [_to_python(row) if not isinstance(row, int) else row for row in token_ids]
+    if isinstance(token_ids, int):
+        return token_ids
+    return [_to_python(row) for row in token_ids]
 
 
 def read_vocabulary_file(path):

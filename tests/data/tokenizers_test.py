@@ -134,3 +134,26 @@ def test_tokenize_rejects_non_text(wordpiece_tokenizer):
         wordpiece_tokenizer.tokenize([1, 2])
     with pytest.raises(ValueError, match="string tensor"):
         wordpiece_tokenizer.tokenize(tf.constant([1, 2]))
+
+
+def test_sentencepiece_lowercase_option():
+    tok = train_sentencepiece(CORPUS, vocabulary_size=60, lowercase=True)
+    assert tok.tokenize("A MAN is playing") == tok.tokenize("a man is playing")
+
+
+def test_t5_like_model_without_bos():
+    import io
+
+    import sentencepiece
+
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(CORPUS), model_writer=model, vocab_size=50,
+        hard_vocab_limit=False, pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2,
+    )
+    tok = SentencePieceTextTokenizer(model.getvalue())
+    assert tok.bos_token_id is None and tok.cls_token_id is None
+    assert (tok.pad_token_id, tok.sep_token_id, tok.unk_token_id) == (0, 1, 2)
+    assert tok.special_token_ids == (0, 1, 2)
+    ids = tok.tokenize("a man") + [1, 0]
+    assert tok.detokenize(ids) == "a man </s>"
