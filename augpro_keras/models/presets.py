@@ -96,16 +96,14 @@ def special_token_ids_from_tokenizer(tokenizer, vocabulary_size=None):
     return tuple(sorted(ids))
 
 
-def special_tokens_from_preset(tokenizer_cls, preset, vocabulary_size):
-    """Loads a preset's tokenizer and returns `(special_token_ids, pad_token_id)`.
+def load_preset_tokenizer(tokenizer_cls, preset):
+    """Loads a preset's tokenizer, or says what to pass instead when there is none.
 
     Args:
         tokenizer_cls: the keras-hub tokenizer class of the model family, e.g.
             `keras_hub.models.BertTokenizer`.
         preset: a keras-hub preset name, a local keras-hub preset folder, or a
             local HuggingFace checkpoint folder.
-        vocabulary_size: rows of the model's embedding table (see
-            `special_token_ids_from_tokenizer`).
 
     Raises:
         ValueError: when the preset has no loadable tokenizer. The message
@@ -120,14 +118,12 @@ def special_tokens_from_preset(tokenizer_cls, preset, vocabulary_size):
             "`special_token_ids=...` and `pad_token_id=...` explicitly, or save "
             "the tokenizer beside the backbone with `tokenizer.save_to_preset(...)`."
         ) from error
-    ids = special_token_ids_from_tokenizer(tokenizer, vocabulary_size)
-    pad_token_id = getattr(tokenizer, "pad_token_id", None)
-    if pad_token_id is None:
+    if getattr(tokenizer, "pad_token_id", None) is None:
         raise ValueError(
             f"The tokenizer of preset {preset!r} has no padding token; pass "
-            "`pad_token_id=...` explicitly."
+            "`special_token_ids=...` and `pad_token_id=...` explicitly."
         )
-    return ids, int(pad_token_id)
+    return tokenizer
 
 
 def check_special_token_ids(special_token_ids, pad_token_id, vocabulary_size, owner):
