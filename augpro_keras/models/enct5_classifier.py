@@ -66,9 +66,10 @@ class EncT5Classifier(DistillableClassifier):
       head `logits` (float32).
 
     `from_preset` loads a keras-hub T5 checkpoint: the token embedding, the
-    encoder layers and the encoder's final norm come from the checkpoint, and,
-    as in the EncT5 reference implementation, the decoder layer and its final
-    norm from the checkpoint's first decoder layer. The decoder query starts
+    encoder layers and the encoder's final norm come from the checkpoint, and
+    (as in the public EncT5 port for HuggingFace Transformers, whose weights
+    are copied from T5) the decoder layer and its final norm from the
+    checkpoint's first decoder layer. The decoder query starts
     as the embedding of the padding token, which is T5's decoder start token,
     so the pretrained decoder layer first sees the input it was trained on;
     the head is new.

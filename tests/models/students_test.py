@@ -123,8 +123,9 @@ def test_student_from_teacher_with_layer_indices(teacher):
         teacher, num_layers=2, layer_indices=[1, 3], num_classes=2, dropout=0.0
     )
     assert student.num_classes == 2 and student.backbone.dropout == 0.0
-    assert_same_weights(teacher.backbone.transformer_layers[1], student.backbone.transformer_layers[0])
-    assert_same_weights(teacher.backbone.transformer_layers[3], student.backbone.transformer_layers[1])
+    source, target = teacher.backbone, student.backbone
+    assert_same_weights(source.transformer_layers[1], target.transformer_layers[0])
+    assert_same_weights(source.transformer_layers[3], target.transformer_layers[1])
 
 
 def test_student_from_teacher_refuses_bad_arguments(teacher):
