@@ -231,8 +231,11 @@ class Distiller(keras.Model):
     @property
     def metrics(self):
         # Keras adds its own (unused here) "loss" tracker; ours replaces it.
+        # Compiled metrics stay unbuilt when no batch had labels.
         own = list(self.trackers.values())
-        return own + [m for m in super().metrics if m.name not in self.trackers]
+        return own + [
+            m for m in super().metrics if m.name not in self.trackers and getattr(m, "built", True)
+        ]
 
     # --- training -----------------------------------------------------------
     def train_step(self, data):
@@ -248,7 +251,13 @@ class Distiller(keras.Model):
             self.trackers[name].update_state(value, sample_weight=weight)
         if y is not None:
             self.compute_metrics(x, y, student_logits)
-        return self.get_metrics_result()
+            return self.get_metrics_result()
+        # Without labels there is no student loss and no accuracy to report.
+        return {
+            name: tracker.result()
+            for name, tracker in self.trackers.items()
+            if name != "student_loss"
+        }
 
     def _loss_and_gradients(self, x, y, step, replica_id):
         """Per-replica losses and the gradients of their scaled sum."""
