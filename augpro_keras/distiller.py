@@ -200,6 +200,11 @@ class Distiller(keras.Model):
         self._step_function = self._loss_and_gradients
 
     # --- Keras API ----------------------------------------------------------
+    def build(self, input_shape=None):
+        # Teacher and student arrive built; the projection has no weights.
+        self.projection.built = True
+        self.built = True
+
     def call(self, inputs, training=False):
         """Runs the student."""
         return self.student(inputs, training=training)
@@ -227,6 +232,21 @@ class Distiller(keras.Model):
             else self._loss_and_gradients
         )
         super().compile(optimizer=optimizer, metrics=metrics, jit_compile=False, **kwargs)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a multi-replica strategy Keras learns the input shapes by
+        # averaging the first batch across replicas, which fails for boolean
+        # padding masks. The first replica's batch has the same shapes and
+        # dtypes, and that is all the symbolic build reads.
+        if iterator is not None and self._distribute_strategy is not None:
+            for _, _, batches in iterator:
+                data_batch = keras.tree.map_structure(
+                    lambda v: self.distribute_strategy.experimental_local_results(v)[0],
+                    next(batches),
+                )
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     @property
     def metrics(self):

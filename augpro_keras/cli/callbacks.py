@@ -1,0 +1,145 @@
+"""Keras callbacks of the command line tool: validation metrics and TensorBoard text.
+
+- `ValidationMetrics` computes the task's metrics (accuracy, F1, Pearson,
+  ...) on the validation set after every epoch, adds them to the epoch's
+  logs as `val_<metric>` (so `keras.callbacks.TensorBoard`, placed after it,
+  writes them as scalars), and keeps the weights of the best epoch.
+- `ProjectedSentences` writes sample augmented sentences (original, then
+  augmented, each with the teacher's label) as `tf.summary.text` every N
+  training steps, using `Distiller.augment` on a fixed sample batch.
+
+Example:
+```python
+callbacks = [
+    ValidationMetrics(dev, n, labels, metric_fn, monitor="accuracy"),
+    ProjectedSentences(x, y, tokenizer, "logs/kd/text", every_n_steps=50),
+    keras.callbacks.TensorBoard("logs/kd"),
+]
+distiller.fit(train, epochs=3, callbacks=callbacks)
+```
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from augpro_keras.cli import samples as samples_lib
+
+
+def _target(model):
+    """The model being trained: a Distiller's student, else the model itself."""
+    return getattr(model, "student", model)
+
+
+class ValidationMetrics(keras.callbacks.Callback):
+    """Task metrics on the validation set after every epoch; restores the best epoch.
+
+    Args:
+        dataset: validation batches (inputs only, or `(inputs, labels)`).
+        num_examples: real examples in `dataset` (the rest is batch padding).
+        labels: the `num_examples` labels.
+        metric_fn: `metric_fn(predictions, labels) -> {name: value}`.
+        monitor: the metric that picks the best epoch (higher is better).
+        restore_best: set the best epoch's weights at the end of training.
+
+    Attributes:
+        best: the best epoch's metrics, `best_epoch` its number (from 1).
+    """
+
+    def __init__(self, dataset, num_examples, labels, metric_fn, monitor, restore_best=True):
+        super().__init__()
+        self.dataset = dataset
+        self.num_examples = num_examples
+        self.labels = np.asarray(labels)[:num_examples]
+        self.metric_fn = metric_fn
+        self.monitor = monitor
+        self.restore_best = restore_best
+        self.best = None
+        self.best_epoch = None
+        self._best_weights = None
+
+    def evaluate(self):
+        """The metrics of the current weights."""
+        predictions = _target(self.model).predict(self.dataset, verbose=0)
+        return self.metric_fn(np.asarray(predictions)[: self.num_examples], self.labels)
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = self.evaluate()
+        if logs is not None:
+            logs.update({f"val_{name}": value for name, value in values.items()})
+        score = values[self.monitor]
+        best = None if self.best is None else self.best[self.monitor]
+        if best is None or (not math.isnan(score) and (math.isnan(best) or score > best)):
+            self.best, self.best_epoch = values, epoch + 1
+            if self.restore_best:
+                self._best_weights = _target(self.model).get_weights()
+
+    def on_train_end(self, logs=None):
+        if self.restore_best and self._best_weights is not None:
+            _target(self.model).set_weights(self._best_weights)
+
+
+class ProjectedSentences(keras.callbacks.Callback):
+    """Writes sample augmented sentences to TensorBoard every `every_n_steps` steps.
+
+    One Markdown table per token-producing augmentation, under the tag
+    `projected_sentences/<augmentation>`: original sentence and the
+    teacher's label, augmented sentence and the teacher's label, share of
+    tokens changed. Written at the first step, every `every_n_steps` steps
+    and at the end of training. Use it with a `Distiller`.
+
+    Args:
+        x: dict of numpy inputs of the sample sentences (a fixed batch).
+        y: their labels, or `None`.
+        tokenizer: the models' `TextTokenizer`.
+        log_dir: folder of the summary file.
+        every_n_steps: steps between two summaries.
+        label_names: class names, or `None`.
+        is_regression: whether the teacher outputs a score.
+    """
+
+    def __init__(self, x, y, tokenizer, log_dir, every_n_steps, label_names=None,
+                 is_regression=False):
+        super().__init__()
+        self.x, self.y = x, y
+        self.tokenizer = tokenizer
+        self.log_dir = log_dir
+        self.every_n_steps = int(every_n_steps)
+        self.label_names = label_names
+        self.is_regression = is_regression
+        self._writer = None
+        self._last_step = None
+
+    def _step(self):
+        return int(self.model.optimizer.iterations.numpy())
+
+    def write(self, step):
+        """Writes the summaries of the current weights at `step`."""
+        rows = samples_lib.augmented_samples(
+            self.model, self.tokenizer, self.x, self.y, self.label_names,
+            self.is_regression, step=step,
+        )
+        with self._writer.as_default(step=step):
+            for name, table in samples_lib.samples_markdown(rows).items():
+                tf.summary.text(f"projected_sentences/{name}", table, step=step)
+        self._writer.flush()
+        self._last_step = step
+
+    def on_train_begin(self, logs=None):
+        self._writer = tf.summary.create_file_writer(self.log_dir)
+        self.write(self._step())
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self._step()
+        if step - self._last_step >= self.every_n_steps:
+            self.write(step)
+
+    def on_train_end(self, logs=None):
+        if self._writer is None:
+            return
+        step = self._step()
+        if step != self._last_step:
+            self.write(step)
+        self._writer.close()

@@ -1,0 +1,232 @@
+"""Data of a run: examples, tokenizer, `tf.data` pipelines and metrics.
+
+Every dataset here has static shapes (`drop_remainder=True` and a fixed
+sequence length), as XLA and TPUs need. Evaluation sets are padded to whole
+batches with copies of their first example, and the padding rows are cut
+off the predictions, so no example is left out.
+
+Example:
+```python
+data = load_task_data(config)
+tokenizer = build_tokenizer(config, data.train.texts_a)
+train = train_dataset(data.train, tokenizer, config)
+dev, n = eval_dataset(data.validation, tokenizer, config)
+```
+"""
+
+import dataclasses
+import json
+import math
+import os
+
+import numpy as np
+
+from augpro_keras import metrics as metrics_lib
+from augpro_keras.data import TextExamples
+from augpro_keras.data import demo
+from augpro_keras.data import glue
+from augpro_keras.data import make_dataset
+from augpro_keras.data import splits
+from augpro_keras.data import tokenizers
+from augpro_keras.data import tsv
+
+
+@dataclasses.dataclass
+class TaskData:
+    """The examples of a run and what the task is.
+
+    Attributes:
+        name: display name ("demo", "SST-2", a file name).
+        train: labeled examples for fine-tuning (teacher, FT student).
+        distill: examples for distillation; `labels` is `None` in the
+            unlabeled (Table 2) setting.
+        validation: labeled validation examples.
+        label_names: class names, or `None` (regression, or unnamed).
+        num_classes: model outputs (1 for regression).
+        is_regression: whether labels are float scores.
+        metrics: metric names, the first one selects the best model.
+        glue_task: the `GlueTask`, or `None`.
+    """
+
+    name: str
+    train: TextExamples
+    distill: TextExamples
+    validation: TextExamples
+    label_names: tuple | None
+    num_classes: int
+    is_regression: bool
+    metrics: tuple
+    glue_task: object = None
+
+    @property
+    def is_pair(self):
+        return self.train.texts_b is not None
+
+
+def _load_splits(config):
+    data = config["data"]
+    if data["source"] == "demo":
+        return "demo", demo.load_demo("train"), demo.load_demo("validation"), None
+    if data["source"] == "glue":
+        task = glue.get_glue_task(data["task"])
+        train = glue.load_glue(task, "train", data["glue_dir"])
+        validation = glue.load_glue(task, task.splits[1], data["glue_dir"])
+        return task.display_name, train, validation, task
+    kwargs = dict(text_columns=data["text_columns"], label_column=data["label_column"],
+                  label_names=data["label_names"])
+    train = tsv.load_text_classification_file(data["train_file"], **kwargs)
+    validation = tsv.load_text_classification_file(data["validation_file"], **kwargs)
+    if train.label_names != validation.label_names:
+        raise ValueError(
+            f"The label sets of {data['train_file']} {train.label_names} and "
+            f"{data['validation_file']} {validation.label_names} differ; set data.label_names."
+        )
+    return os.path.basename(data["train_file"]), train, validation, None
+
+
+def load_task_data(config):
+    """Loads the examples a config names and derives the task's properties."""
+    data = config["data"]
+    name, train, validation, task = _load_splits(config)
+    seed = config["seed"]
+    if data["max_train_examples"] and train.num_examples > data["max_train_examples"]:
+        train = splits.take_fraction(train, data["max_train_examples"] / train.num_examples, seed)
+    if data["max_validation_examples"] and validation.num_examples > data["max_validation_examples"]:
+        validation = splits.take_fraction(
+            validation, data["max_validation_examples"] / validation.num_examples, seed
+        )
+    if task is not None:
+        is_regression, num_classes, label_names = task.is_regression, task.num_classes, task.label_names
+        metric_names = task.metrics
+    else:
+        labels = np.asarray(train.labels)
+        is_regression = labels.dtype.kind == "f"
+        label_names = train.label_names
+        num_classes = 1 if is_regression else (
+            len(label_names) if label_names else int(max(labels.max(), max(validation.labels))) + 1
+        )
+        if is_regression:
+            metric_names = ("pearson", "spearman")
+        elif num_classes == 2:
+            metric_names = ("accuracy", "f1")
+        else:
+            metric_names = ("accuracy",)
+    distill = train
+    if data["labeled_fraction"] is not None:
+        train, unlabeled = splits.labeled_unlabeled_split(train, data["labeled_fraction"], seed)
+        distill = dataclasses.replace(unlabeled, labels=None)
+    for split, examples in (("training", train), ("distillation", distill)):
+        if examples.num_examples < data["batch_size"]:
+            raise ValueError(
+                f"The {split} set has {examples.num_examples} examples, fewer than one batch "
+                f"(data.batch_size={data['batch_size']}); lower data.batch_size."
+            )
+    return TaskData(name, train, distill, validation, label_names, num_classes,
+                    is_regression, tuple(metric_names), task)
+
+
+def compute_metrics(task_data, predictions, labels):
+    """The task's metrics of predictions (logits or scores) against labels."""
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    if task_data.glue_task is not None:
+        return metrics_lib.glue_metrics(task_data.glue_task, predictions, labels)
+    if task_data.is_regression:
+        scores = predictions.reshape(len(predictions), -1)[:, 0]
+        return {name: getattr(metrics_lib, name)(scores, labels) for name in task_data.metrics}
+    ids = predictions.argmax(axis=-1)
+    return {name: getattr(metrics_lib, name)(ids, labels) for name in task_data.metrics}
+
+
+# --- tokenizers ---------------------------------------------------------------
+def build_tokenizer(config, texts):
+    """The tokenizer a config names; a SentencePiece one is trained on `texts`."""
+    spec = config["tokenizer"]
+    if spec["type"] == "sentencepiece":
+        if spec["model_file"]:
+            return tokenizers.SentencePieceTextTokenizer(spec["model_file"])
+        return tokenizers.train_sentencepiece(
+            texts, spec["vocabulary_size"], lowercase=spec["lowercase"]
+        )
+    if spec["type"] == "wordpiece":
+        return tokenizers.WordPieceTextTokenizer(spec["vocabulary_file"], spec["lowercase"])
+    import keras_hub
+
+    from augpro_keras.cli.config import resolve_preset
+
+    preset_tokenizer = keras_hub.models.BertTokenizer.from_preset(
+        resolve_preset(config["teacher"]["preset"])
+    )
+    return tokenizers.WordPieceTextTokenizer(
+        preset_tokenizer.get_vocabulary(), lowercase=bool(getattr(preset_tokenizer, "lowercase", True))
+    )
+
+
+def save_tokenizer(tokenizer, path):
+    """Writes a tokenizer as JSON: its class name and `get_config()`."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"class": type(tokenizer).__name__, "config": tokenizer.get_config()}, f)
+
+
+def load_tokenizer(path):
+    """Reads a tokenizer written by `save_tokenizer`."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"Tokenizer file not found: {path}. It is written beside every model the "
+            "command line tool saves (tokenizer.json)."
+        )
+    with open(path, encoding="utf-8") as f:
+        spec = json.load(f)
+    classes = {
+        "SentencePieceTextTokenizer": tokenizers.SentencePieceTextTokenizer,
+        "WordPieceTextTokenizer": tokenizers.WordPieceTextTokenizer,
+    }
+    if spec.get("class") not in classes:
+        raise ValueError(f"{path}: unknown tokenizer class {spec.get('class')!r}")
+    return classes[spec["class"]].from_config(spec["config"])
+
+
+# --- datasets -------------------------------------------------------------------
+def check_batch_size(batch_size, num_replicas, key):
+    if batch_size % num_replicas:
+        raise ValueError(
+            f"{key}={batch_size} must be divisible by the {num_replicas} replicas of the "
+            "strategy; change it."
+        )
+
+
+def train_dataset(examples, tokenizer, config, labeled=True):
+    """Shuffled training batches of a fixed shape."""
+    data = config["data"]
+    return make_dataset(
+        examples.texts_a, examples.texts_b, examples.labels if labeled else None,
+        tokenizer, data["sequence_length"], data["batch_size"],
+        shuffle=True, seed=config["seed"], drop_remainder=True,
+    )
+
+
+def eval_dataset(examples, tokenizer, config, with_labels=False):
+    """Evaluation batches padded to whole batches; returns `(dataset, num_real)`."""
+    batch = config["data"]["eval_batch_size"]
+    n = examples.num_examples
+    total = max(1, math.ceil(n / batch)) * batch
+    pad = total - n
+
+    def padded(values):
+        return None if values is None else list(values) + [values[0]] * pad
+
+    labels = padded(examples.labels) if with_labels else None
+    dataset = make_dataset(
+        padded(examples.texts_a), padded(examples.texts_b), labels, tokenizer,
+        config["data"]["sequence_length"], batch, drop_remainder=True,
+    )
+    return dataset, n
+
+
+def pack(examples, tokenizer, sequence_length):
+    """Numpy model inputs of all examples (for small samples)."""
+    from augpro_keras.data import TextPacker
+
+    packed = TextPacker(tokenizer, sequence_length)(
+        list(examples.texts_a), None if examples.texts_b is None else list(examples.texts_b)
+    )
+    return {key: np.asarray(value) for key, value in packed.items()}

@@ -1,0 +1,121 @@
+"""Teachers and students from a config, and compiling them for fine-tuning.
+
+Call the builders inside `strategy.scope()`. Every student of a run starts
+from the same initial weights (`StudentFactory`), so the rows of the
+results table differ only in how the student was trained.
+
+Example:
+```python
+with info.strategy.scope():
+    teacher = build_teacher(config, tokenizer, data)
+    students = StudentFactory(config, teacher, tokenizer, data)
+    student = students.new()
+```
+"""
+
+import keras
+
+from augpro_keras.cli.config import resolve_preset
+from augpro_keras.models import BertClassifier
+from augpro_keras.models import TinyTransformerClassifier
+from augpro_keras.models import bert_student_from_config
+from augpro_keras.models import bert_student_from_teacher
+
+
+def _tiny(section, tokenizer, data, sequence_length, name):
+    return TinyTransformerClassifier(
+        vocabulary_size=tokenizer.vocabulary_size,
+        num_classes=data.num_classes,
+        hidden_dim=section["hidden_dim"],
+        num_layers=section["num_layers"],
+        num_heads=section["num_heads"],
+        intermediate_dim=section["intermediate_dim"],
+        max_sequence_length=sequence_length,
+        num_segments=2,
+        dropout=section["dropout"],
+        pad_token_id=tokenizer.pad_token_id,
+        special_token_ids=tokenizer.special_token_ids,
+        name=name,
+    )
+
+
+def build_teacher(config, tokenizer, data):
+    """A new (not yet fine-tuned) teacher."""
+    section = config["teacher"]
+    if section["type"] == "tiny":
+        return _tiny(section, tokenizer, data, config["data"]["sequence_length"], "teacher")
+    teacher = BertClassifier.from_preset(
+        resolve_preset(section["preset"]), num_classes=data.num_classes,
+        dropout=section["dropout"], dtype=section["dtype"], name="teacher",
+    )
+    check_vocabulary(teacher, tokenizer, "teacher")
+    return teacher
+
+
+def check_vocabulary(model, tokenizer, role):
+    """Refuses a tokenizer whose ids do not fit the model's embedding table."""
+    if tokenizer.vocabulary_size > model.vocabulary_size:
+        raise ValueError(
+            f"The tokenizer has {tokenizer.vocabulary_size} tokens but the {role}'s embedding "
+            f"table has {model.vocabulary_size} rows; use the tokenizer the {role} was "
+            "trained with."
+        )
+
+
+class StudentFactory:
+    """Makes fresh students that all start from the same weights.
+
+    Args:
+        config: the run's config.
+        teacher: the (fine-tuned) teacher; BERT students share its vocabulary.
+        tokenizer: the run's tokenizer.
+        data: the run's `TaskData`.
+    """
+
+    def __init__(self, config, teacher, tokenizer, data):
+        self.config, self.teacher, self.tokenizer, self.data = config, teacher, tokenizer, data
+        self.initial_weights = self._build().get_weights()
+
+    def _build(self):
+        section = self.config["student"]
+        if section["type"] == "tiny":
+            return _tiny(section, self.tokenizer, self.data,
+                         self.config["data"]["sequence_length"], "student")
+        if section["type"] == "bert":
+            return bert_student_from_config(
+                num_layers=section["num_layers"], hidden_dim=section["hidden_dim"],
+                num_heads=section["num_heads"], intermediate_dim=section["intermediate_dim"],
+                teacher=self.teacher, dropout=section["dropout"], name="student",
+            )
+        return bert_student_from_teacher(
+            self.teacher, num_layers=section["num_layers"], dropout=section["dropout"],
+            name="student",
+        )
+
+    def new(self):
+        """A new student with the shared initial weights."""
+        student = self._build()
+        student.set_weights(self.initial_weights)
+        return student
+
+
+def jit_compile_setting(config):
+    value = config["runtime"]["jit_compile"]
+    return "auto" if value == "auto" else bool(value)
+
+
+def compile_classifier(model, config, data, learning_rate):
+    """Compiles a classifier for fine-tuning on labels (call inside the scope)."""
+    if data.is_regression:
+        loss, metrics = keras.losses.MeanSquaredError(), []
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        metrics = ["accuracy"]
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=loss,
+        metrics=metrics,
+        steps_per_execution=config["runtime"]["steps_per_execution"],
+        jit_compile=jit_compile_setting(config),
+    )
+    return model

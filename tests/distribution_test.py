@@ -1,0 +1,65 @@
+"""One step on 2 replicas moves the student exactly as one step on 1 device.
+
+`tests/conftest.py` splits the CPU into two logical devices before
+TensorFlow starts.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from augpro_keras import Distiller
+from tests import tiny
+
+MODES = {"kd": [], "augpro_mix": ["augpro_mix"], "augpro_fgsm": ["augpro_fgsm"]}
+
+
+def one_step(strategy, augmentations, jit_compile=False):
+    with strategy.scope():
+        teacher, student = tiny.smallest_pair() if jit_compile else tiny.pair()
+        distiller = Distiller(
+            teacher, student, augmentations=augmentations, seed=3,
+            teacher_dropout=False, mix_group_size=4,
+        )
+        # Plain SGD: Adam's first step hides a wrong gradient scale.
+        distiller.compile(optimizer=keras.optimizers.SGD(0.5), metrics=["accuracy"], jit_compile=jit_compile)
+    history = distiller.fit(tiny.dataset(batch_size=8), epochs=1, verbose=0).history
+    return distiller, history
+
+
+@pytest.fixture(scope="module")
+def strategies():
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    assert len(devices) >= 2, "conftest.py should have created two logical CPUs"
+    return (
+        tf.distribute.OneDeviceStrategy(devices[0]),
+        tf.distribute.MirroredStrategy(devices[:2]),
+    )
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_two_replicas_match_one_device(mode, strategies):
+    single, mirrored = strategies
+    assert mirrored.num_replicas_in_sync == 2
+    reference, reference_logs = one_step(single, MODES[mode])
+    distributed, distributed_logs = one_step(mirrored, MODES[mode])
+    initial = tiny.pair()[1].get_weights()
+    moved = False
+    for start, a, b in zip(initial, reference.student.get_weights(), distributed.student.get_weights()):
+        np.testing.assert_allclose(b, a, atol=1e-5, rtol=1e-5)
+        moved = moved or not np.allclose(start, a)
+    assert moved
+    assert set(reference_logs) == set(distributed_logs)
+    for name in reference_logs:
+        np.testing.assert_allclose(distributed_logs[name], reference_logs[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_xla_step_under_mirrored_strategy(strategies):
+    """XLA's numerics differ slightly from TensorFlow's, so compare XLA with XLA."""
+    single, mirrored = strategies
+    reference, _ = one_step(single, ["augpro_fgsm"], jit_compile=True)
+    distributed, _ = one_step(mirrored, ["augpro_fgsm"], jit_compile=True)
+    assert distributed.xla_step and reference.xla_step
+    for a, b in zip(reference.student.get_weights(), distributed.student.get_weights()):
+        np.testing.assert_allclose(b, a, atol=1e-5, rtol=1e-5)
