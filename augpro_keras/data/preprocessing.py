@@ -191,7 +191,13 @@ def make_dataset(
     shape = [static_batch, packer.sequence_length]
 
     def pack(texts):
-        inputs = packer(texts["texts_a"], texts.get("texts_b"))
+        # The tokenizer's ops are created here, inside the dataset's own
+        # graph: a SentencePiece op created eagerly loses its resource when
+        # TensorFlow clears its eager caches, which `tf.random.set_seed` and
+        # `keras.utils.set_random_seed` do.
+        graph_tokenizer = type(tokenizer).from_config(tokenizer.get_config())
+        graph_packer = TextPacker(graph_tokenizer, packer.sequence_length, packer.truncate)
+        inputs = graph_packer(texts["texts_a"], texts.get("texts_b"))
         return {key: tf.ensure_shape(value, shape) for key, value in inputs.items()}
 
     if label_values is None:

@@ -111,3 +111,21 @@ def test_make_dataset_validates(wordpiece_tokenizer):
         make_dataset(["a", "b"], None, None, wordpiece_tokenizer, 8, 4, drop_remainder=True)
     with pytest.raises(ValueError, match="batch_size"):
         make_dataset(["a", "b"], None, None, wordpiece_tokenizer, 8, 0)
+
+
+def test_dataset_survives_seeding_after_it_is_built(sentencepiece_tokenizer):
+    """`keras.utils.set_random_seed` clears TensorFlow's eager caches; the
+    dataset's tokenizer must not depend on them."""
+    import keras
+
+    from augpro_keras.data.preprocessing import make_dataset
+
+    dataset = make_dataset(
+        ["a man is playing a flute ."] * 4, None, [0, 1, 0, 1], sentencepiece_tokenizer,
+        sequence_length=8, batch_size=2, drop_remainder=True,
+    )
+    before = [x["token_ids"].numpy() for x, _ in dataset]
+    keras.utils.set_random_seed(0)
+    after = [x["token_ids"].numpy() for x, _ in dataset]
+    for a, b in zip(before, after):
+        assert (a == b).all()
