@@ -145,7 +145,8 @@ def build_tokenizer(config, texts):
         if spec["model_file"]:
             return tokenizers.SentencePieceTextTokenizer(spec["model_file"])
         return tokenizers.train_sentencepiece(
-            texts, spec["vocabulary_size"], lowercase=spec["lowercase"]
+            texts, spec["vocabulary_size"], model_type=spec["model_type"],
+            lowercase=spec["lowercase"],
         )
     if spec["type"] == "wordpiece":
         return tokenizers.WordPieceTextTokenizer(spec["vocabulary_file"], spec["lowercase"])

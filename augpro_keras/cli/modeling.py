@@ -34,9 +34,22 @@ def _tiny(section, tokenizer, data, sequence_length, name):
         num_segments=2,
         dropout=section["dropout"],
         pad_token_id=tokenizer.pad_token_id,
-        special_token_ids=tokenizer.special_token_ids,
+        special_token_ids=special_token_ids(tokenizer),
         name=name,
     )
+
+
+def special_token_ids(tokenizer):
+    """The tokenizer's special ids, plus ordinary pieces that spell a special token.
+
+    A SentencePiece `word` model learns pieces such as `▁[CLS]` beside the
+    special `[CLS]`; projections must not produce those either.
+    """
+    ids = set(tokenizer.special_token_ids)
+    vocabulary = tokenizer.get_vocabulary()
+    names = {vocabulary[i] for i in ids}
+    ids |= {i for i, piece in enumerate(vocabulary) if piece.lstrip("\u2581") in names}
+    return tuple(sorted(ids))
 
 
 def build_teacher(config, tokenizer, data):

@@ -109,7 +109,7 @@ def _distill_phase(session, teacher, table, out, start):
 
     if config["student"]["finetune"]:
         student, metrics, details = training.finetune(
-            session, factory.new(), "FT student", session.data.train
+            session, factory.new(), "FT student", session.data.train, section="distill"
         )
         keep(student, table.add("FT student", metrics, **details))
     for run in config["distill"]["runs"]:
@@ -157,14 +157,20 @@ def _report(session, table, rows, output_dir, best):
 
 
 # --- commands ------------------------------------------------------------------------
-def run(config, out=print):
+def run(config, out=print, strategy_info=None):
     """Fine-tunes the teacher, distils every run, evaluates, saves the best student.
+
+    Args:
+        config: a validated config.
+        out: print function.
+        strategy_info: an already resolved `StrategyInfo` (e.g. a notebook's
+            TPU connection); `None` resolves `runtime.strategy`.
 
     Returns:
         The results dict (as written to `results.json`).
     """
     start = time.time()
-    with command_session(config, out) as session:
+    with command_session(config, out, strategy_info=strategy_info) as session:
         table = _table(session)
         with export.StagedOutputs(config["output_dir"]) as staged:
             teacher = _finetune_phase(session, table, staged)
@@ -174,10 +180,10 @@ def run(config, out=print):
         return _results(config)
 
 
-def finetune(config, out=print):
+def finetune(config, out=print, strategy_info=None):
     """Fine-tunes the teacher only; writes `teacher.keras` and `tokenizer.json`."""
     start = time.time()
-    with command_session(config, out) as session:
+    with command_session(config, out, strategy_info=strategy_info) as session:
         table = _table(session)
         with export.StagedOutputs(config["output_dir"]) as staged:
             _finetune_phase(session, table, staged)
@@ -190,12 +196,13 @@ def finetune(config, out=print):
         return results
 
 
-def distill(config, teacher_dir=None, out=print):
+def distill(config, teacher_dir=None, out=print, strategy_info=None):
     """Distils a saved teacher (`teacher_dir`, default the output folder)."""
     start = time.time()
     teacher_path, tokenizer_path = _teacher_paths(teacher_dir or config["output_dir"])
     tokenizer = inputs.load_tokenizer(tokenizer_path)
-    with command_session(config, out, tokenizer=tokenizer) as session:
+    with command_session(config, out, tokenizer=tokenizer,
+                         strategy_info=strategy_info) as session:
         table = _table(session)
         teacher = _load_model(session, teacher_path, "teacher")
         table.add("Teacher", training.evaluate(session, teacher), role="teacher",

@@ -24,7 +24,7 @@ class SampleRow:
 
     Attributes:
         augmentation: the augmentation's name (e.g. "augpro_mix").
-        original: the original text (pairs joined with " | ").
+        original: the original text (the texts of a pair joined by " [SEP] ").
         augmented: the augmented text.
         original_label: the teacher's prediction on the original.
         augmented_label: the teacher's prediction on the augmented text.
@@ -40,7 +40,11 @@ class SampleRow:
 
 
 def readable(tokenizer, token_ids):
-    """Text of one packed row: special tokens dropped, texts of a pair joined by " | "."""
+    """Text of one packed row: padding, [CLS] and the last [SEP] dropped.
+
+    A separator inside the row (between the texts of a pair, or where
+    AugPro-Mix kept a longer partner's tail) shows as ` [SEP] `.
+    """
     ids = [int(i) for i in np.asarray(token_ids).reshape(-1) if int(i) != tokenizer.pad_token_id]
     parts, current = [], []
     for i in ids:
@@ -52,7 +56,7 @@ def readable(tokenizer, token_ids):
     if current:
         parts.append(current)
     texts = [tokenizer.detokenize(part, skip_special_tokens=True) if part else "" for part in parts]
-    return " | ".join(t for t in texts if t) or "(empty)"
+    return " [SEP] ".join(t for t in texts if t) or "(empty)"
 
 
 def label_text(logits, label_names=None, is_regression=False):

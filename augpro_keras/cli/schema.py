@@ -56,9 +56,9 @@ DEFAULT_RUNS = [
     {"name": "KD", "augmentations": []},
     {"name": "KD+AugPro-Mix", "augmentations": ["augpro_mix"]},
     {"name": "KD+AugPro-FGSM",
-     "augmentations": [{"type": "augpro_fgsm", "relative_epsilon": 2.0}]},
+     "augmentations": [{"type": "augpro_fgsm", "relative_epsilon": 1.0}]},
     {"name": "KD+AugPro-Mix+AugPro-FGSM",
-     "augmentations": ["augpro_mix", {"type": "augpro_fgsm", "relative_epsilon": 2.0}]},
+     "augmentations": ["augpro_mix", {"type": "augpro_fgsm", "relative_epsilon": 1.0}]},
 ]
 
 SCHEMA = {
@@ -122,8 +122,14 @@ SCHEMA = {
             "load `model_file`); `wordpiece`: a BERT `vocab.txt` (`vocabulary_file`); "
             "`preset`: the tokenizer of the teacher's preset.",
             choices=("sentencepiece", "wordpiece", "preset")),
-        "vocabulary_size": Field("int", 1000, "Largest vocabulary of a trained SentencePiece "
+        "vocabulary_size": Field("int", 2000, "Largest vocabulary of a trained SentencePiece "
                                  "model (it stops earlier on small corpora).", minimum=10),
+        "model_type": Field(
+            "choice", "word",
+            "SentencePiece model trained here: `word` (whole words; projected sentences "
+            "read as words, good for small closed corpora), `unigram` or `bpe` (subwords, "
+            "no unknown words on large corpora) or `char`.",
+            choices=("word", "unigram", "bpe", "char")),
         "lowercase": Field("bool", True, "Lowercase texts (trained SentencePiece and "
                            "WordPiece)."),
         "model_file": Field("path", None, "An existing SentencePiece `.model` file to use "
@@ -157,9 +163,8 @@ SCHEMA = {
             "(its `tokenizer.json` must sit beside it).", nullable=True),
     },
     "finetune": {
-        "epochs": Field("int", 6, "Epochs of teacher fine-tuning (and of the FT student).",
-                        minimum=1),
-        "learning_rate": Field("float", 1e-3, "Adam learning rate of fine-tuning "
+        "epochs": Field("int", 10, "Epochs of teacher fine-tuning.", minimum=1),
+        "learning_rate": Field("float", 1e-3, "Adam learning rate of teacher fine-tuning "
                                "(paper: 1e-3).", minimum=0.0, exclusive_minimum=True),
         "steps_per_epoch": Field("int", None, "Steps per epoch; `null`: one pass over the "
                                  "data.", nullable=True, minimum=1),
@@ -181,12 +186,13 @@ SCHEMA = {
                          minimum=0.0, maximum=0.99),
         "finetune": Field(
             "bool", True,
-            "Also fine-tune the student on the labels alone (the `FT student` row); "
-            "needs labels."),
+            "Also fine-tune the student on the labels alone (the `FT student` row), with "
+            "the `distill` schedule (epochs, learning rate, steps) like every student."),
     },
     "distill": {
-        "epochs": Field("int", 5, "Epochs of every distillation run.", minimum=1),
-        "learning_rate": Field("float", 2e-3, "Adam learning rate of distillation "
+        "epochs": Field("int", 5, "Epochs of every student (distillation runs and the FT "
+                        "student).", minimum=1),
+        "learning_rate": Field("float", 2e-3, "Adam learning rate of every student "
                                "(paper: 1e-3).", minimum=0.0, exclusive_minimum=True),
         "steps_per_epoch": Field("int", None, "Steps per epoch; `null`: one pass over the "
                                  "data.", nullable=True, minimum=1),
@@ -249,7 +255,7 @@ SCHEMA = {
     },
     "augment": {
         "augmentations": Field(
-            "augmentations", ["augpro_mix", {"type": "augpro_fgsm", "relative_epsilon": 2.0}],
+            "augmentations", ["augpro_mix", {"type": "augpro_fgsm", "relative_epsilon": 1.0}],
             "Augmentations of the `augment` command and of the sample sentences printed "
             "after `run`; token-producing ones only (`augpro_mix`, `augpro_fgsm`, `knn`, "
             "`random_tokens`)."),

@@ -76,7 +76,7 @@ def _dtype_policy(name):
 
 
 @contextlib.contextmanager
-def command_session(config, out=print, tokenizer=None):
+def command_session(config, out=print, tokenizer=None, strategy_info=None):
     """Sets up a command; yields a `Session`.
 
     The global seed is set before any dataset exists (re-seeding TensorFlow
@@ -89,11 +89,13 @@ def command_session(config, out=print, tokenizer=None):
         tokenizer: a tokenizer to use (a saved teacher's); `None` builds the
             config's (a SentencePiece one is trained on every training text,
             labeled or not).
+        strategy_info: a `StrategyInfo` already resolved (a notebook that
+            connected to its TPU); `None` resolves `runtime.strategy`.
     """
     runtime = config["runtime"]
     keras.utils.set_random_seed(config["seed"])
     with _dtype_policy(runtime["mixed_precision"]):
-        info = resolve_strategy(runtime["strategy"], runtime["tpu"])
+        info = strategy_info or resolve_strategy(runtime["strategy"], runtime["tpu"])
         out(f"Strategy: {info.description}")
         data = inputs.load_task_data(config)
         labeled = "unlabeled" if data.distill.labels is None else "labeled"

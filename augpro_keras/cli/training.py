@@ -52,8 +52,9 @@ def _fit(session, model, dataset, section, callbacks, name):
         dataset = dataset.repeat()
     session.out(f"\n== {name} ==")
     start = time.time()
+    # The dataset shuffles itself; `shuffle=False` only silences Keras's warning.
     model.fit(dataset, epochs=config[section]["epochs"], steps_per_epoch=steps,
-              callbacks=callbacks, verbose=config["runtime"]["verbose"])
+              callbacks=callbacks, verbose=config["runtime"]["verbose"], shuffle=False)
     return time.time() - start
 
 
@@ -62,14 +63,24 @@ def _validation_callback(session):
     return callbacks_lib.ValidationMetrics(dataset, n, labels, session.metric_fn, session.monitor)
 
 
-def finetune(session, model, name, examples):
-    """Fine-tunes a classifier on labeled examples (the teacher, or the FT student)."""
+def finetune(session, model, name, examples, section="finetune"):
+    """Fine-tunes a classifier on labeled examples.
+
+    Args:
+        session: the command's `Session`.
+        model: the classifier.
+        name: its row name ("Teacher", "FT student").
+        examples: labeled `TextExamples`.
+        section: the config section with `epochs`, `learning_rate` and
+            `steps_per_epoch`: "finetune" for the teacher, "distill" for
+            the FT student (every student trains on the same schedule).
+    """
     config = session.config
     with session.strategy.scope():
-        compile_classifier(model, config, session.data, config["finetune"]["learning_rate"])
+        compile_classifier(model, config, session.data, config[section]["learning_rate"])
     dataset = inputs.train_dataset(examples, session.tokenizer, config)
     validation = _validation_callback(session)
-    seconds = _fit(session, model, dataset, "finetune", [validation] + _tensorboard(session, name),
+    seconds = _fit(session, model, dataset, section, [validation] + _tensorboard(session, name),
                    name)
     session.out(f"{name}: best epoch {validation.best_epoch}: {_metrics_text(validation.best)}")
     return model, validation.best, {"best_epoch": validation.best_epoch,

@@ -1,0 +1,166 @@
+"""Config validation: every problem reported at once, with an actionable message."""
+
+import os
+import pathlib
+
+import pytest
+import yaml
+
+from augpro_keras.cli import config as config_lib
+from augpro_keras.cli import schema
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "configs"
+
+
+def _problems(raw, **kwargs):
+    with pytest.raises(config_lib.ConfigError) as error:
+        config_lib.validate(raw, **kwargs)
+    return error.value.problems
+
+
+def test_defaults_are_the_demo_and_valid():
+    config = config_lib.load_config(None)
+    assert config["data"]["source"] == "demo"
+    assert config["output_dir"] == os.path.join("augpro_runs", "demo")
+    assert [run["name"] for run in config["distill"]["runs"]] == [
+        "KD", "KD+AugPro-Mix", "KD+AugPro-FGSM", "KD+AugPro-Mix+AugPro-FGSM"]
+
+
+def test_demo_yaml_equals_the_embedded_default():
+    assert config_lib.load_config(CONFIGS / "demo.yaml") == config_lib.load_config(None)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_validate(path):
+    config = config_lib.load_config(path, validate_files=False)
+    assert config["name"]
+
+
+def test_paper_configs_use_minilm_teacher_and_two_layer_student():
+    config = config_lib.load_config(CONFIGS / "glue_sst2_table1.yaml", validate_files=False)
+    assert config["teacher"]["preset"] == "minilm_l6"
+    assert config["student"]["num_layers"] == 2
+    names = [run["name"] for run in config["distill"]["runs"]]
+    assert {"KD", "KD+MixUp", "KD+AugPro-Mix", "KD+FGSM", "KD+AugPro-FGSM",
+            "KD+AugPro-Mix+AugPro-FGSM"} <= set(names)
+    table2 = config_lib.load_config(CONFIGS / "glue_sst2_table2_unlabeled.yaml",
+                                    validate_files=False)
+    assert table2["data"]["labeled_fraction"] == 0.1
+    sweep = config_lib.load_config(CONFIGS / "glue_sst2_table4_epsilon.yaml",
+                                   validate_files=False)
+    epsilons = [run["augmentations"][0]["relative_epsilon"] for run in sweep["distill"]["runs"]
+                if run["augmentations"]]
+    assert len(epsilons) >= 4
+
+
+def test_unknown_key_names_the_closest_valid_key():
+    problems = _problems({"distill": {"epoch": 3}, "sed": 1, "epochs": 2,
+                          "tensorbord": {"enabled": False}})
+    text = "\n".join(problems)
+    assert "distill.epoch: unknown key; did you mean 'distill.epochs'?" in text
+    assert "sed: unknown key; did you mean 'seed'?" in text
+    assert "did you mean 'finetune.epochs' or 'distill.epochs'?" in text
+    assert "did you mean 'tensorboard'?" in text
+
+
+def test_wrong_types_say_what_was_expected_and_given():
+    problems = _problems({"finetune": {"epochs": "three", "learning_rate": 0},
+                          "runtime": {"strategy": "tpuu", "jit_compile": "yes"},
+                          "data": {"batch_size": 2.5, "text_columns": 3},
+                          "tensorboard": {"enabled": "no"}})
+    text = "\n".join(problems)
+    assert "finetune.epochs: expected an integer, got str 'three'" in text
+    assert "finetune.learning_rate: expected a number > 0, got 0.0" in text
+    assert "runtime.strategy: expected one of auto, tpu, mirrored, multiworker, cpu, got str 'tpuu'; did you mean 'tpu'?" in text
+    assert "runtime.jit_compile: expected 'auto', true or false, got str 'yes'" in text
+    assert "data.batch_size: expected an integer, got float 2.5" in text
+    assert "data.text_columns: expected a non-empty list of strings, got int 3" in text
+    assert "tensorboard.enabled: expected true or false, got str 'no'" in text
+    assert len(problems) == 7
+
+
+def test_missing_files_are_named(tmp_path):
+    missing = str(tmp_path / "nowhere.tsv")
+    problems = _problems({"data": {"source": "files", "train_file": missing,
+                                   "validation_file": missing},
+                          "teacher": {"checkpoint": str(tmp_path / "teacher.keras")}})
+    assert f"data.train_file: file not found: {missing}" in problems
+    assert f"data.validation_file: file not found: {missing}" in problems
+    assert any("teacher.checkpoint: file not found" in p for p in problems)
+    problems = _problems({"data": {"source": "glue", "task": "rte", "glue_dir": str(tmp_path)}})
+    assert problems == [
+        "data.glue_dir: missing GLUE files: "
+        f"{tmp_path / 'RTE' / 'train.tsv'}, {tmp_path / 'RTE' / 'dev.tsv'}"
+    ]
+
+
+def test_consistency_between_keys():
+    text = "\n".join(_problems({"data": {"source": "glue"}}))
+    assert "data.task: required with data.source: glue" in text
+    text = "\n".join(_problems({"data": {"source": "glue", "task": "stsb"}}))
+    assert "distill.distillation_loss: stsb is a regression task; set it to mse" in text
+    text = "\n".join(_problems({"data": {"source": "glue", "task": "sst3"}}))
+    assert "data.task: Unknown GLUE task 'sst3'" in text
+    text = "\n".join(_problems({"student": {"type": "bert_from_teacher"}}))
+    assert "it needs teacher.type: bert_preset" in text
+    text = "\n".join(_problems({"student": {"hidden_dim": 10, "num_heads": 4}}))
+    assert "student.num_heads: must divide student.hidden_dim (10), got 4" in text
+    text = "\n".join(_problems({"data": {"task": "sst2"}}))
+    assert "only used with data.source: glue" in text
+
+
+def test_runs_and_augmentations_are_checked():
+    problems = _problems({"distill": {"runs": [
+        {"name": "A", "augmentations": ["augpro_mixx"]},
+        {"name": "A", "augmentations": [{"type": "augpro_fgsm", "epsilom": 3}]},
+        {"augmentations": [{"type": "augpro_fgsm", "epsilon": -1}]},
+        {"nme": "B"},
+    ]}})
+    text = "\n".join(problems)
+    assert "distill.runs[0].augmentations[0]: unknown augmentation 'augpro_mixx'; did you mean 'augpro_mix'?" in text
+    assert "distill.runs[1].name: 'A' is used by two runs" in text
+    assert "distill.runs[1].augmentations[0].epsilom: unknown argument of augpro_fgsm; did you mean 'epsilon'?" in text
+    assert "distill.runs[2].augmentations[0]: `epsilon` must be a number >= 0" in text
+    assert "distill.runs[3].nme: unknown key; did you mean 'name'?" in text
+    text = "\n".join(_problems({"augment": {"augmentations": ["mixup"]}}))
+    assert "augment.augmentations[0]: mixup makes no new sentences to show" in text
+
+
+def test_run_names_default_from_augmentations():
+    config = config_lib.validate({"distill": {"runs": [
+        {"augmentations": []}, {"augmentations": ["mixup", "augpro_fgsm"]}, ["knn"]]}})
+    assert [r["name"] for r in config["distill"]["runs"]] == [
+        "KD", "KD+MixUp+AugPro-FGSM", "KD+KNN"]
+
+
+def test_overrides_are_read_as_yaml(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"name": "mine", "distill": {"epochs": 3}}))
+    config = config_lib.load_config(path, overrides=[
+        "distill.epochs=1", "runtime.jit_compile=false", "augment.augmentations=[knn]"])
+    assert config["name"] == "mine" and config["distill"]["epochs"] == 1
+    assert config["runtime"]["jit_compile"] is False
+    assert config["augment"]["augmentations"] == ["knn"]
+    assert config["output_dir"] == os.path.join("augpro_runs", "mine")
+    with pytest.raises(config_lib.ConfigError, match="must look like KEY=VALUE"):
+        config_lib.load_config(None, overrides=["distill.epochs"])
+
+
+def test_bad_files_give_clear_errors(tmp_path):
+    with pytest.raises(config_lib.ConfigError, match="config file not found"):
+        config_lib.load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("distill: [unclosed\n")
+    with pytest.raises(config_lib.ConfigError, match="not valid YAML"):
+        config_lib.load_config(bad)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- a\n- b\n")
+    with pytest.raises(config_lib.ConfigError, match="must hold a mapping"):
+        config_lib.load_config(listed)
+
+
+def test_docs_describe_every_key_with_its_default():
+    docs = (ROOT / "docs" / "cli.md").read_text()
+    for key, field in schema.describe():
+        assert f"`{key}`" in docs, key
