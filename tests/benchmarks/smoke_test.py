@@ -1,0 +1,27 @@
+"""Each benchmark script runs at a tiny size and prints its JSON report."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def run(script, *args):
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_projection_benchmark():
+    report = run("projection.py", "--queries", "32", "--hidden", "16", "--vocabularies", "300", "--repeats", "2", "--chunk-size", "64")
+    result = report["results"]["300"]
+    for method in ("matmul", "naive", "projection"):
+        assert result[method]["median_seconds"] > 0
+        assert result[method]["gflops_per_second"] > 0
+    assert "projection_flop_rate_vs_matmul" in result["ratios"]
+    assert "projection_memory_vs_full_matrix" in result["ratios"]
+    assert "skipped" in result["faiss"] or result["faiss"]["median_seconds"] > 0
