@@ -25,3 +25,11 @@ def test_projection_benchmark():
     assert "projection_flop_rate_vs_matmul" in result["ratios"]
     assert "projection_memory_vs_full_matrix" in result["ratios"]
     assert "skipped" in result["faiss"] or result["faiss"]["median_seconds"] > 0
+
+
+def test_step_time_benchmark():
+    report = run("step_time.py", "--pair", "tiny", "--batch", "4", "--length", "8", "--steps", "1", "--modes", "kd", "augpro_mix", "mixup")
+    assert set(report["results"]) == {"kd", "augpro_mix", "mixup"}
+    assert report["results"]["augpro_mix"]["projection_share_of_flops"] > 0
+    assert report["results"]["kd"]["projection_share_of_flops"] == 0
+    assert {"augpro_mix/mixup", "augpro_mix/kd", "mixup/kd"} <= set(report["ratios"])
