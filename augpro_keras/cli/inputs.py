@@ -227,6 +227,9 @@ def pack(examples, tokenizer, sequence_length):
     """Numpy model inputs of all examples (for small samples)."""
     from augpro_keras.data import TextPacker
 
+    # A fresh copy: an eagerly used SentencePiece op loses its resource when
+    # TensorFlow is re-seeded (`keras.utils.set_random_seed` clears caches).
+    tokenizer = type(tokenizer).from_config(tokenizer.get_config())
     packed = TextPacker(tokenizer, sequence_length)(
         list(examples.texts_a), None if examples.texts_b is None else list(examples.texts_b)
     )

@@ -222,7 +222,7 @@ SCHEMA = {
             "augmentations}`. `augmentations` is a list of names (`mixup`, `augpro_mix`, "
             "`tmix`, `fgsm`, `augpro_fgsm`, `knn`, `random_tokens`) or dicts with `type` "
             "and the augmentation's arguments, e.g. `{type: augpro_fgsm, "
-            "relative_epsilon: 2.0}`; `[]` is plain KD."),
+            "relative_epsilon: 1.0}`; `[]` is plain KD."),
     },
     "runtime": {
         "strategy": Field(

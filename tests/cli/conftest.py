@@ -20,13 +20,9 @@ TINY = [
     "teacher.intermediate_dim=16",
     "student.hidden_dim=8", "student.intermediate_dim=8",
     "tensorboard.text_every_n_steps=1", "tensorboard.num_text_samples=3",
-    "augment.num_examples=3",
     "runtime.verbose=0",
 ]
-TINY_RUNS = (
-    "distill.runs=[{name: KD, augmentations: []}, "
-    "{name: KD+AugPro-Mix+AugPro-FGSM, augmentations: [augpro_mix, augpro_fgsm]}]"
-)
+TINY_RUNS = "distill.runs=[[augpro_mix, augpro_fgsm]]"  # One run: KD+AugPro-Mix+AugPro-FGSM
 
 
 def tiny_config(output_dir, *overrides):

@@ -20,11 +20,11 @@ SEQUENCE_LENGTH = 24
 BATCH_SIZE = 8
 MAX_TRAIN_EXAMPLES = 64
 TEACHER = dict(hidden_dim=16, num_layers=1, num_heads=2, intermediate_dim=16)
-STUDENT = dict(hidden_dim=8, num_layers=1, num_heads=2, intermediate_dim=8)
+STUDENT = dict(hidden_dim=8, num_layers=1, num_heads=2, intermediate_dim=8, finetune=False)
 TEACHER_EPOCHS = 1
 DISTILL_EPOCHS = 1
 STEPS_PER_EPOCH = 2
-RUNS = [{"name": "KD+AugPro-Mix", "augmentations": ["augpro_mix"]}]
+RUNS = [dict(name="KD+AugPro-Mix", augmentations=["augpro_mix"])]
 OUTPUT_DIR = {output_dir!r}
 SHOW_TENSORBOARD = False
 import sys as _sys
