@@ -4,6 +4,7 @@ import math
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from augpro_keras.api_export import export
@@ -127,11 +128,10 @@ class EmbeddingProjection(keras.layers.Layer):
             scores = sim.scores(queries, rows, self.similarity)
             chunk_excluded = ops.slice(excluded, (start,), (chunk,))
             scores = ops.where(chunk_excluded[None, :], -np.inf, scores)
-            best = ops.max(scores, axis=1)
-            # argmax does not promise the lowest index on ties; this does.
-            positions = ops.arange(chunk, dtype="int32")[None, :]
-            index = ops.min(ops.where(scores == best[:, None], positions, chunk), axis=1)
-            return best, index + ops.cast(start, "int32")
+            # TensorFlow's and XLA's argmax return the lowest index on ties
+            # (tested), which saves a compare-and-min pass over the block.
+            index = ops.cast(ops.argmax(scores, axis=1), "int32")
+            return ops.max(scores, axis=1), index + ops.cast(start, "int32")
 
         def merge(i, state):
             best, index = state
@@ -151,7 +151,15 @@ class EmbeddingProjection(keras.layers.Layer):
         if num_chunks == 1:
             _, token_ids = merge(0, state)
         else:
-            _, token_ids = ops.fori_loop(0, num_chunks, merge, state)
+            # One chunk at a time: the chunks' products do not depend on the
+            # loop state, so a parallel loop (`ops.fori_loop` allows ten
+            # iterations at once) would hold ten blocks and thrash the cache.
+            _, _, token_ids = tf.while_loop(
+                lambda i, *_: i < num_chunks,
+                lambda i, best, index: (i + 1, *merge(i, (best, index))),
+                (tf.constant(0), *state),
+                parallel_iterations=1,
+            )
         token_ids = ops.reshape(token_ids, batch_shape)
         if padding_mask is not None:
             token_ids = ops.where(ops.cast(padding_mask, "bool"), token_ids, self.pad_token_id)

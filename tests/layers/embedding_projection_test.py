@@ -138,3 +138,15 @@ def test_bad_call_arguments():
         EmbeddingProjection(excluded_token_ids=(9,))(np.ones((1, 2, 4), "float32"), table)
     with pytest.raises(ValueError, match="nothing is left"):
         EmbeddingProjection(excluded_token_ids=range(5))(np.ones((1, 2, 4), "float32"), table)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 7])
+def test_same_answer_under_xla(chunk_size):
+    rng = np.random.default_rng(5)
+    table = rng.normal(size=(97, 8)).astype("float32")
+    embeddings = rng.normal(size=(3, 5, 8)).astype("float32")
+    layer = EmbeddingProjection(chunk_size=chunk_size, excluded_token_ids=(0, 1))
+    compiled = tf.function(lambda e, t: layer(e, t), jit_compile=True)
+    np.testing.assert_array_equal(
+        compiled(embeddings, table).numpy(), brute_force(embeddings, table, "cosine", (0, 1))
+    )
