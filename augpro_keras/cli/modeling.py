@@ -13,6 +13,8 @@ with info.strategy.scope():
 ```
 """
 
+import re
+
 import keras
 
 from augpro_keras.cli.config import resolve_preset
@@ -40,16 +42,24 @@ def _tiny(section, tokenizer, data, sequence_length, name):
 
 
 def special_token_ids(tokenizer):
-    """The tokenizer's special ids, plus ordinary pieces that spell a special token.
+    """The ids projections must never produce: special tokens and placeholders.
 
-    A SentencePiece `word` model learns pieces such as `▁[CLS]` beside the
-    special `[CLS]`; projections must not produce those either.
+    The tokenizer's special ids, ordinary pieces that spell a special token
+    (a SentencePiece `word` model learns `▁[CLS]` beside the special
+    `[CLS]`), and placeholder rows that are no words (BERT's `[unused0]` ...
+    `[unused993]`).
     """
     ids = set(tokenizer.special_token_ids)
     vocabulary = tokenizer.get_vocabulary()
     names = {vocabulary[i] for i in ids}
-    ids |= {i for i, piece in enumerate(vocabulary) if piece.lstrip("\u2581") in names}
+    ids |= {
+        i for i, piece in enumerate(vocabulary)
+        if piece.lstrip("\u2581") in names or _PLACEHOLDER.fullmatch(piece)
+    }
     return tuple(sorted(ids))
+
+
+_PLACEHOLDER = re.compile(r"\[unused\d+\]")
 
 
 def build_teacher(config, tokenizer, data):
@@ -60,6 +70,7 @@ def build_teacher(config, tokenizer, data):
     teacher = BertClassifier.from_preset(
         resolve_preset(section["preset"]), num_classes=data.num_classes,
         dropout=section["dropout"], dtype=section["dtype"], name="teacher",
+        special_token_ids=special_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id,
     )
     check_vocabulary(teacher, tokenizer, "teacher")
     return teacher
