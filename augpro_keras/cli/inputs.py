@@ -144,9 +144,11 @@ def build_tokenizer(config, texts):
     if spec["type"] == "sentencepiece":
         if spec["model_file"]:
             return tokenizers.SentencePieceTextTokenizer(spec["model_file"])
+        model_type = spec["model_type"]
+        if model_type == "auto":
+            model_type = "word" if config["data"]["source"] == "demo" else "unigram"
         return tokenizers.train_sentencepiece(
-            texts, spec["vocabulary_size"], model_type=spec["model_type"],
-            lowercase=spec["lowercase"],
+            texts, spec["vocabulary_size"], model_type=model_type, lowercase=spec["lowercase"]
         )
     if spec["type"] == "wordpiece":
         return tokenizers.WordPieceTextTokenizer(spec["vocabulary_file"], spec["lowercase"])

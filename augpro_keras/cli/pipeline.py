@@ -127,8 +127,7 @@ def _distill_phase(session, teacher, table, out, start):
         strategy=session.info.description,
         num_replicas=session.info.num_replicas,
         wall_seconds=round(time.time() - start, 1),
-        outputs={"student": STUDENT_FILE, "saved_model": SAVED_MODEL_DIR,
-                 "teacher": TEACHER_FILE, "tokenizer": TOKENIZER_FILE},
+        outputs={"student": STUDENT_FILE, "saved_model": SAVED_MODEL_DIR},
     )
     export.write_json(results, out.path("results.json"))
     export.write_json(config, out.path("config.json"))

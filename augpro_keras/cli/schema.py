@@ -125,11 +125,12 @@ SCHEMA = {
         "vocabulary_size": Field("int", 2000, "Largest vocabulary of a trained SentencePiece "
                                  "model (it stops earlier on small corpora).", minimum=10),
         "model_type": Field(
-            "choice", "word",
-            "SentencePiece model trained here: `word` (whole words; projected sentences "
-            "read as words, good for small closed corpora), `unigram` or `bpe` (subwords, "
-            "no unknown words on large corpora) or `char`.",
-            choices=("word", "unigram", "bpe", "char")),
+            "choice", "auto",
+            "SentencePiece model trained here: `word` (whole words: projected sentences "
+            "read as words; for small closed corpora), `unigram` or `bpe` (subwords: no "
+            "unknown words on large corpora), `char`, or `auto`: `word` for the demo "
+            "corpus, `unigram` for any other data.",
+            choices=("auto", "word", "unigram", "bpe", "char")),
         "lowercase": Field("bool", True, "Lowercase texts (trained SentencePiece and "
                            "WordPiece)."),
         "model_file": Field("path", None, "An existing SentencePiece `.model` file to use "

@@ -79,9 +79,9 @@ def _dtype_policy(name):
 def command_session(config, out=print, tokenizer=None, strategy_info=None):
     """Sets up a command; yields a `Session`.
 
-    The global seed is set before any dataset exists (re-seeding TensorFlow
-    later would drop the SentencePiece resources of live `tf.data`
-    pipelines).
+    The strategy is resolved first, then the global seed is set, before
+    any dataset or tokenizer op exists (re-seeding TensorFlow clears its
+    eager caches, which hold SentencePiece resources).
 
     Args:
         config: the validated config.
@@ -93,10 +93,12 @@ def command_session(config, out=print, tokenizer=None, strategy_info=None):
             connected to its TPU); `None` resolves `runtime.strategy`.
     """
     runtime = config["runtime"]
+    # The strategy first: MultiWorkerMirroredStrategy must exist before other
+    # TensorFlow work; then the seed, before any dataset or tokenizer op.
+    info = strategy_info or resolve_strategy(runtime["strategy"], runtime["tpu"])
+    out(f"Strategy: {info.description}")
     keras.utils.set_random_seed(config["seed"])
     with _dtype_policy(runtime["mixed_precision"]):
-        info = strategy_info or resolve_strategy(runtime["strategy"], runtime["tpu"])
-        out(f"Strategy: {info.description}")
         data = inputs.load_task_data(config)
         labeled = "unlabeled" if data.distill.labels is None else "labeled"
         out(
