@@ -126,6 +126,10 @@ def _unknown_key_message(dotted, section):
         hint = _suggest(leaf, list(schema.SCHEMA[section]))
         if hint:
             hint = hint.replace("'", f"'{section}.", 1)
+        else:  # The key may live in another section ("finetune.temperature").
+            elsewhere = [k for k in schema.all_keys() if k.split(".")[-1] == leaf and "." in k]
+            if elsewhere:
+                hint = f"; did you mean {' or '.join(repr(k) for k in elsewhere)}?"
     valid = ", ".join(schema.SCHEMA[section]) if section else ", ".join(schema.SCHEMA)
     return f"{dotted}: unknown key{hint or '.'} Valid keys{' of ' + section if section else ''}: {valid}"
 

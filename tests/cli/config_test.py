@@ -56,8 +56,9 @@ def test_paper_configs_use_minilm_teacher_and_two_layer_student():
 
 def test_unknown_key_names_the_closest_valid_key():
     problems = _problems({"distill": {"epoch": 3}, "sed": 1, "epochs": 2,
-                          "tensorbord": {"enabled": False}})
+                          "tensorbord": {"enabled": False}, "finetune": {"temperature": 2}})
     text = "\n".join(problems)
+    assert "finetune.temperature: unknown key; did you mean 'distill.temperature'?" in text
     assert "distill.epoch: unknown key; did you mean 'distill.epochs'?" in text
     assert "sed: unknown key; did you mean 'seed'?" in text
     assert "did you mean 'finetune.epochs' or 'distill.epochs'?" in text

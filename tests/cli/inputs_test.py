@@ -1,0 +1,78 @@
+"""Data of a run: sources, subsets, the unlabeled setting, padding, metrics."""
+
+import numpy as np
+import pytest
+
+from augpro_keras.cli import config as config_lib
+from augpro_keras.cli import inputs
+
+
+def _write(path, rows):
+    path.write_text("text\tstars\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+    return str(path)
+
+
+def test_files_source_with_string_labels(tmp_path):
+    train = _write(tmp_path / "train.tsv", [(f"text {i}", "good" if i % 2 else "bad")
+                                             for i in range(40)])
+    dev = _write(tmp_path / "dev.tsv", [("fine", "good"), ("poor", "bad")])
+    config = config_lib.validate({"data": {
+        "source": "files", "train_file": train, "validation_file": dev,
+        "text_columns": "text", "label_column": "stars", "batch_size": 8}})
+    data = inputs.load_task_data(config)
+    assert data.name == "train.tsv"
+    assert data.label_names == ("bad", "good") and data.num_classes == 2
+    assert data.metrics == ("accuracy", "f1") and not data.is_regression
+    assert data.distill is data.train
+
+
+def test_labeled_fraction_gives_unlabeled_distillation_data():
+    config = config_lib.validate({"data": {"labeled_fraction": 0.25, "max_train_examples": 400}})
+    data = inputs.load_task_data(config)
+    assert data.train.num_examples == 100 and data.distill.num_examples == 300
+    assert data.distill.labels is None and data.train.labels is not None
+    assert not set(data.train.texts_a) & set(data.distill.texts_a)
+
+
+def test_glue_source_reads_local_files(glue_dir):
+    config = config_lib.validate({"data": {"source": "glue", "task": "stsb",
+                                           "glue_dir": str(glue_dir),
+                                           "max_validation_examples": 50},
+                                  "distill": {"distillation_loss": "mse"}})
+    data = inputs.load_task_data(config)
+    assert data.name == "STS-B" and data.is_regression and data.num_classes == 1
+    assert data.metrics == ("pearson", "spearman") and data.train.is_pair
+    assert data.train.num_examples == 4000 and data.validation.num_examples == 50
+    scores = np.asarray(data.validation.labels)
+    values = inputs.compute_metrics(data, scores[:, None] * 2 + 1, scores)
+    assert values == pytest.approx({"pearson": 1.0, "spearman": 1.0})
+
+
+def test_too_small_training_set_is_refused():
+    config = config_lib.validate({"data": {"max_train_examples": 10, "batch_size": 32}})
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        inputs.load_task_data(config)
+
+
+def test_eval_dataset_pads_to_whole_batches():
+    config = config_lib.validate({"data": {"eval_batch_size": 16, "sequence_length": 12}})
+    data = inputs.load_task_data(config)
+    tokenizer = inputs.build_tokenizer(config, data.train.texts_a)
+    subset = data.validation.select(range(20))
+    dataset, n = inputs.eval_dataset(subset, tokenizer, config)
+    shapes = [batch["token_ids"].shape for batch in dataset]
+    assert n == 20 and shapes == [(16, 12), (16, 12)]
+    with pytest.raises(ValueError, match="divisible by the 3 replicas"):
+        inputs.check_batch_size(32, 3, "data.batch_size")
+
+
+def test_tokenizer_round_trip(tmp_path):
+    config = config_lib.validate({})
+    data = inputs.load_task_data(config)
+    tokenizer = inputs.build_tokenizer(config, data.train.texts_a)
+    path = str(tmp_path / "tokenizer.json")
+    inputs.save_tokenizer(tokenizer, path)
+    again = inputs.load_tokenizer(path)
+    text = data.validation.texts_a[0]
+    assert again.tokenize(text) == tokenizer.tokenize(text)
+    assert "\u2581skelda" in tokenizer.get_vocabulary()  # Whole words for the demo.
