@@ -1,17 +1,30 @@
 """Knowledge distillation with AugPro and the paper's baselines."""
 
 import dataclasses
+import inspect
 import random
+import re
 
 import keras
 import tensorflow as tf
 from keras import ops
 
 from augpro_keras import augmentations as augmentations_lib
+from augpro_keras import callbacks as callbacks_lib
+from augpro_keras import checkpointing
 from augpro_keras import losses
 from augpro_keras.api_export import export
 from augpro_keras.layers.embedding_projection import EmbeddingProjection
 from augpro_keras.models.protocol import unpack_inputs
+
+_FIT_SIGNATURE = inspect.signature(keras.Model.fit)
+_EMPTY_DATA = (
+    "The training data is empty: it gave no batch{where}. Check the input files and the "
+    "batch size (with `drop_remainder=True`, a dataset with fewer examples than the batch "
+    "size has no batch at all)."
+)
+_TOKEN_MESSAGE = "Token ids must be in"
+_LABEL_MESSAGE = "Labels must be class ids in"
 
 _PROTOCOL = ("embed_tokens", "hidden_states_at", "logits_from_hidden", "call_from_embeddings",
              "embedding_matrix", "special_token_ids", "pad_token_id", "num_layers")
@@ -136,6 +149,14 @@ class Distiller(keras.Model):
                 f"Teacher and student use different padding ids ({teacher.pad_token_id} "
                 f"and {student.pad_token_id}); they must share one tokenizer."
             )
+        teacher_classes = getattr(teacher, "num_classes", None)
+        student_classes = getattr(student, "num_classes", None)
+        if teacher_classes is not None and student_classes is not None and teacher_classes != student_classes:
+            raise ValueError(
+                f"Teacher and student must have the same number of outputs: the teacher has "
+                f"{teacher_classes}, the student has {student_classes}."
+            )
+        self.num_classes = student_classes
         self.distillation_loss = losses.validate_distance(distillation_loss)
         self.temperature = _check_number("temperature", temperature)
         if self.temperature == 0:
@@ -163,6 +184,9 @@ class Distiller(keras.Model):
         self.seed = random.randrange(2**31) if seed is None else int(seed)
 
         self.teacher = teacher
+        # Setting `trainable` does not reach the sublayers when the flag is
+        # already False (a teacher rebuilt by `from_config`): set it twice.
+        self.teacher.trainable = True
         self.teacher.trainable = False
         self.student = student
         self.augmentation_list = [augmentations_lib.get(a) for a in augmentations]
@@ -198,10 +222,16 @@ class Distiller(keras.Model):
         self.trackers = {n: keras.metrics.Mean(name=n) for n in tracker_names}
         self.xla_step = False
         self._step_function = self._loss_and_gradients
+        # Set by `DistillationBackup` when a run resumes mid-epoch.
+        self._steps_to_skip = 0
+        self._pending_metric_values = None
+        # Teacher and student arrive built and the projection has no weights,
+        # so the Distiller is built (saving and `load_model` rely on it).
+        self.projection.built = True
+        self.built = True
 
     # --- Keras API ----------------------------------------------------------
     def build(self, input_shape=None):
-        # Teacher and student arrive built; the projection has no weights.
         self.projection.built = True
         self.built = True
 
@@ -232,6 +262,26 @@ class Distiller(keras.Model):
             else self._loss_and_gradients
         )
         super().compile(optimizer=optimizer, metrics=metrics, jit_compile=False, **kwargs)
+        self._distiller_jit_compile = jit_compile
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config:
+            config = dict(config)
+            config.pop("loss", None)
+            config.pop("loss_weights", None)
+            config["jit_compile"] = self._distiller_jit_compile
+        return config
+
+    def compile_from_config(self, config):
+        """Compiles a Distiller loaded by `keras.models.load_model` as it was saved."""
+        config = keras.saving.deserialize_keras_object(config)
+        config.pop("loss", None)
+        config.pop("loss_weights", None)
+        self.compile(**config)
+        if self.optimizer is not None:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Under a multi-replica strategy Keras learns the input shapes by
@@ -258,19 +308,125 @@ class Distiller(keras.Model):
         ]
 
     # --- training -----------------------------------------------------------
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if sample_weight is not None:
-            raise ValueError("The Distiller does not support sample weights.")
-        context = tf.distribute.get_replica_context()
-        replica_id = context.replica_id_in_sync_group if context is not None else 0
-        step = tf.convert_to_tensor(self.optimizer.iterations.value)
-        gradients, logs, student_logits = self._step_function(x, y, step, replica_id)
-        self.optimizer.apply_gradients(zip(gradients, self.student.trainable_variables))
-        for name, (value, weight) in logs.items():
-            self.trackers[name].update_state(value, sample_weight=weight)
-        if y is not None:
-            self.compute_metrics(x, y, student_logits)
+    def fit(self, *args, **kwargs):
+        """Trains the student; same arguments as `keras.Model.fit`.
+
+        On top of Keras's `fit`:
+
+        - with an `augpro_keras.callbacks.DistillationBackup` among the
+          callbacks, a run resumes from the newest backup in its directory
+          (mid-epoch included) and ends as an uninterrupted run would;
+        - `NonFiniteLossGuard` callbacks run before the others, so nothing
+          saves a NaN state;
+        - empty training data, token ids outside the vocabulary and labels
+          outside the classes raise a `ValueError` that names the problem,
+          before any weight changes or any callback saves.
+        """
+        arguments = _FIT_SIGNATURE.bind(self, *args, **kwargs)
+        arguments.apply_defaults()
+        arguments = dict(arguments.arguments)
+        del arguments["self"]
+        x = arguments["x"]
+        if isinstance(x, tf.data.Dataset) and int(x.cardinality()) == 0:
+            raise ValueError(_EMPTY_DATA.format(where=""))
+        callbacks = arguments["callbacks"]
+        backup = None
+        if callbacks is None or isinstance(callbacks, (list, tuple)):
+            callbacks = list(callbacks or [])
+            guards = [c for c in callbacks if isinstance(c, callbacks_lib.NonFiniteLossGuard)]
+            backups = [c for c in callbacks if isinstance(c, callbacks_lib.DistillationBackup)]
+            if len(backups) > 1:
+                raise ValueError(
+                    f"Give fit() at most one DistillationBackup; received {len(backups)}."
+                )
+            backup = backups[0] if backups else None
+            others = [c for c in callbacks if not isinstance(c, callbacks_lib.NonFiniteLossGuard)]
+            arguments["callbacks"] = guards + [_RequireBatches()] + others
+        self._steps_to_skip = 0
+        self._pending_metric_values = None
+        try:
+            if backup is not None:
+                arguments["x"], arguments["initial_epoch"] = backup._prepare(
+                    self, x, arguments["epochs"], arguments["initial_epoch"],
+                    arguments["steps_per_epoch"],
+                )
+            return super().fit(**arguments)
+        except tf.errors.InvalidArgumentError as error:
+            replacement = self._input_error(error)
+            if replacement is None:
+                raise
+            raise replacement from None
+        except callbacks_lib.NonFiniteLossError as error:
+            latest = backup.latest() if backup is not None else None
+            if latest is None:
+                raise
+            raise callbacks_lib.NonFiniteLossError(
+                f"{error} The last finite state is the backup {latest['path']} (epoch "
+                f"{latest['epoch'] + 1}, after batch {latest['batch']}, optimizer step "
+                f"{latest['iterations']}); fit() with the same DistillationBackup resumes "
+                "from it."
+            ) from None
+        finally:
+            self._steps_to_skip = 0
+            self._pending_metric_values = None
+            if backup is not None:
+                backup._finish()
+
+    def evaluate(self, *args, **kwargs):
+        try:
+            return super().evaluate(*args, **kwargs)
+        except tf.errors.InvalidArgumentError as error:
+            replacement = self._input_error(error)
+            if replacement is None:
+                raise
+            raise replacement from None
+
+    def make_train_function(self, force=False):
+        super().make_train_function(force=force)
+        train_function = self.train_function
+        if getattr(train_function, "_skips_trained_batches", False):
+            return train_function
+
+        def function(iterator):
+            if self._steps_to_skip > 0:
+                return self._skip_trained_batches(iterator)
+            return train_function(iterator)
+
+        function._skips_trained_batches = True
+        self.train_function = function
+        return function
+
+    def _skip_trained_batches(self, iterator):
+        """Reads and drops batches trained before a resume; returns the restored logs."""
+        labeled = False
+        for _ in range(self.steps_per_execution):
+            optional = iterator.get_next_as_optional()
+            if not bool(optional.has_value()):
+                raise StopIteration
+            data = keras.tree.map_structure(self._first_replica, optional.get_value())
+            labeled = keras.utils.unpack_x_y_sample_weight(data)[1] is not None
+            self._steps_to_skip -= 1
+            if self._pending_metric_values is not None:
+                self._restore_epoch_metrics(data)
+        return self._step_logs(labeled)
+
+    def _first_replica(self, value):
+        if isinstance(value, tf.distribute.DistributedValues):
+            return self.distribute_strategy.experimental_local_results(value)[0]
+        return value
+
+    def _restore_epoch_metrics(self, data):
+        compile_metrics = getattr(self, "_compile_metrics", None)
+        if compile_metrics is not None and not compile_metrics.built:
+            x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+            if y is not None:
+                with self.distribute_strategy.scope():
+                    self._symbolic_build(data_batch=data)
+        checkpointing.restore_metric_values(self, self._pending_metric_values)
+        self._pending_metric_values = None
+
+    def _step_logs(self, labeled):
+        if labeled:
             return self.get_metrics_result()
         # Without labels there is no student loss and no accuracy to report.
         return {
@@ -278,6 +434,119 @@ class Distiller(keras.Model):
             for name, tracker in self.trackers.items()
             if name != "student_loss"
         }
+
+    def _input_checks(self, x, y, in_pipeline=False):
+        """Assertions that token ids and labels are in range (none inside TPU programs).
+
+        They run outside the XLA-compiled part of the step, before the
+        weights change. TPU programs cannot check; use `validate_dataset`.
+        """
+        if not in_pipeline and isinstance(
+            tf.distribute.get_strategy(), (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy)
+        ):
+            return []
+        token_ids, _, _ = unpack_inputs(x)
+        ids = tf.cast(token_ids, "int64")
+        lowest, highest = tf.reduce_min(ids), tf.reduce_max(ids)
+        size = self.student.vocabulary_size
+        checks = [
+            tf.debugging.Assert(
+                tf.logical_and(lowest >= 0, highest < size),
+                [
+                    f"{_TOKEN_MESSAGE} [0, {size - 1}] (the vocabulary has {size} tokens); "
+                    "this batch holds ids from",
+                    lowest,
+                    "to",
+                    highest,
+                ],
+            )
+        ]
+        if y is not None and self.task == "classification" and self.num_classes:
+            labels = tf.cast(y, "int64")
+            lowest, highest = tf.reduce_min(labels), tf.reduce_max(labels)
+            checks.append(
+                tf.debugging.Assert(
+                    tf.logical_and(lowest >= 0, highest < self.num_classes),
+                    [
+                        f"{_LABEL_MESSAGE} [0, {self.num_classes - 1}] (the models have "
+                        f"{self.num_classes} classes); this batch holds labels from",
+                        lowest,
+                        "to",
+                        highest,
+                    ],
+                )
+            )
+        return [c for c in checks if c is not None]
+
+    def _input_error(self, error):
+        """A `ValueError` for a failed input check, or `None` for other errors."""
+        message = str(getattr(error, "message", error))
+        for marker, what in ((_TOKEN_MESSAGE, "token ids"), (_LABEL_MESSAGE, "labels")):
+            found = re.search(
+                re.escape(marker) + r" \[0, (-?\d+)\].*?from\] \[(-?\d+)\] \[to\] \[(-?\d+)\]",
+                message,
+                re.S,
+            )
+            if found is None:
+                continue
+            top, lowest, highest = (int(g) for g in found.groups())
+            if what == "token ids":
+                return ValueError(
+                    f"Token ids must be in [0, {top}]: the teacher's and the student's "
+                    f"vocabulary has {top + 1} tokens, but a batch holds ids from {lowest} "
+                    f"to {highest} (largest id {highest}). Tokenize the data with the "
+                    "models' tokenizer."
+                )
+            return ValueError(
+                f"Labels must be class ids in [0, {top}] (the models have {top + 1} classes), "
+                f"but a batch holds labels from {lowest} to {highest}. Check the label "
+                "column and the models' `num_classes`."
+            )
+        return None
+
+    def validate_dataset(self, dataset):
+        """Returns `dataset` with every batch checked in the input pipeline.
+
+        `fit` and `evaluate` check token ids (in `[0, vocabulary_size)`) and
+        class labels (in `[0, num_classes)`) in the training step, outside
+        its XLA-compiled part. On TPU the whole step is one XLA program,
+        which cannot check; map the checks into the input pipeline instead,
+        which runs on the host. A failed check raises `ValueError` from
+        `fit` (`tf.errors.InvalidArgumentError` when iterating directly).
+
+        Example:
+        ```python
+        train_ds = distiller.validate_dataset(train_ds)
+        distiller.fit(train_ds, epochs=3)
+        ```
+        """
+
+        def check(*element):
+            data = element[0] if len(element) == 1 else element
+            x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+            with tf.control_dependencies(self._input_checks(x, y, in_pipeline=True)):
+                return keras.tree.map_structure(_identity, data)
+
+        return dataset.map(check)
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if sample_weight is not None:
+            raise ValueError("The Distiller does not support sample weights.")
+        context = tf.distribute.get_replica_context()
+        replica_id = context.replica_id_in_sync_group if context is not None else 0
+        # Everything downstream reads the inputs through these identities, so
+        # nothing runs on ids or labels that failed the checks.
+        with tf.control_dependencies(self._input_checks(x, y)):
+            x, y = keras.tree.map_structure(_identity, (x, y))
+            step = tf.identity(self.optimizer.iterations.value)
+        gradients, logs, student_logits = self._step_function(x, y, step, replica_id)
+        self.optimizer.apply_gradients(zip(gradients, self.student.trainable_variables))
+        for name, (value, weight) in logs.items():
+            self.trackers[name].update_state(value, sample_weight=weight)
+        if y is not None:
+            self.compute_metrics(x, y, student_logits)
+        return self._step_logs(y is not None)
 
     def _loss_and_gradients(self, x, y, step, replica_id):
         """Per-replica losses and the gradients of their scaled sum."""
@@ -391,6 +660,8 @@ class Distiller(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if sample_weight is not None:
             raise ValueError("The Distiller does not support sample weights.")
+        with tf.control_dependencies(self._input_checks(x, y)):
+            x = keras.tree.map_structure(_identity, x)
         student_logits = self.student(x, training=False)
         logs = {}
         if y is not None:
@@ -437,3 +708,21 @@ class Distiller(keras.Model):
 
 def _with_purpose(context, purpose):
     return dataclasses.replace(context, purpose=purpose)
+
+
+def _identity(value):
+    return None if value is None else tf.identity(value)
+
+
+class _RequireBatches(keras.callbacks.Callback):
+    """Raises at the end of an epoch that trained on no batch (empty data)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._seen = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._seen = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self._seen:
+            raise ValueError(_EMPTY_DATA.format(where=f" in epoch {epoch + 1}"))
