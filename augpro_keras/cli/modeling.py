@@ -1,15 +1,16 @@
 """Teachers and students from a config, and compiling them for fine-tuning.
 
-Call the builders inside `strategy.scope()`. Every student of a run starts
-from the same initial weights (`StudentFactory`), so the rows of the
-results table differ only in how the student was trained.
+Call `build_teacher` inside `strategy.scope()`; `StudentFactory` enters the
+scope itself. Every student of a run starts from the same initial weights,
+so the rows of the results table differ only in how the student was
+trained.
 
 Example:
 ```python
 with info.strategy.scope():
     teacher = build_teacher(config, tokenizer, data)
-    students = StudentFactory(config, teacher, tokenizer, data)
-    student = students.new()
+students = StudentFactory(config, teacher, tokenizer, data, info.strategy)
+student = students.new()
 ```
 """
 
@@ -94,11 +95,14 @@ class StudentFactory:
         teacher: the (fine-tuned) teacher; BERT students share its vocabulary.
         tokenizer: the run's tokenizer.
         data: the run's `TaskData`.
+        strategy: the `tf.distribute.Strategy` whose scope holds the students.
     """
 
-    def __init__(self, config, teacher, tokenizer, data):
+    def __init__(self, config, teacher, tokenizer, data, strategy):
         self.config, self.teacher, self.tokenizer, self.data = config, teacher, tokenizer, data
-        self.initial_weights = self._build().get_weights()
+        self.strategy = strategy
+        with strategy.scope():
+            self.initial_weights = self._build().get_weights()
 
     def _build(self):
         section = self.config["student"]
@@ -117,9 +121,10 @@ class StudentFactory:
         )
 
     def new(self):
-        """A new student with the shared initial weights."""
-        student = self._build()
-        student.set_weights(self.initial_weights)
+        """A new student with the shared initial weights, inside the strategy's scope."""
+        with self.strategy.scope():
+            student = self._build()
+            student.set_weights(self.initial_weights)
         return student
 
 

@@ -97,8 +97,7 @@ def _finetune_phase(session, table, out):
 def _distill_phase(session, teacher, table, out, start):
     """Trains the FT student and every distillation run; stages the best student."""
     config = session.config
-    with session.strategy.scope():
-        factory = StudentFactory(config, teacher, session.tokenizer, session.data)
+    factory = StudentFactory(config, teacher, session.tokenizer, session.data, session.strategy)
     best_model, best_score = None, None
 
     def keep(model, row):

@@ -72,3 +72,24 @@ def test_missing_teacher_is_a_clear_error(tmp_path, capsys):
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert f"Tokenizer file not found: {tmp_path / 'tokenizer.json'}" in err
+
+
+def test_distill_with_two_replicas(tiny_run, tmp_path):
+    """Every model and optimizer is created in the strategy's scope."""
+    import tensorflow as tf
+
+    from augpro_keras.cli import pipeline
+    from augpro_keras.cli.strategy import StrategyInfo
+    from tests.cli.conftest import tiny_config
+
+    teacher_dir, _, _ = tiny_run
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    info = StrategyInfo(strategy, "mirrored", 2, "MirroredStrategy (2 CPUs), 2 replicas")
+    printed = []
+    config = tiny_config(str(tmp_path), "student.finetune=true", "tensorboard.enabled=false",
+                         "distill.runs=[[]]", "finetune.steps_per_epoch=1",
+                         "distill.steps_per_epoch=1")
+    results = pipeline.distill(config, teacher_dir, out=printed.append, strategy_info=info)
+    assert results["num_replicas"] == 2
+    assert [r["name"] for r in results["rows"]] == ["Teacher", "FT student", "KD"]
+    assert printed[0] == "Strategy: MirroredStrategy (2 CPUs), 2 replicas"
