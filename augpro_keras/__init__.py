@@ -6,6 +6,8 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from augpro_keras import augmentations  # noqa: E402
+from augpro_keras import callbacks  # noqa: E402
+from augpro_keras import checkpointing  # noqa: E402
 from augpro_keras import layers  # noqa: E402
 from augpro_keras import losses  # noqa: E402
 from augpro_keras import models  # noqa: E402

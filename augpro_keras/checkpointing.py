@@ -75,6 +75,13 @@ def frozen_fingerprint(model):
     ]
 
 
+def _build_optimizer(model):
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        with model.distribute_strategy.scope():
+            optimizer.build(model.trainable_variables)
+
+
 def _metric_values(model):
     values = {}
     for metric in model.metrics:
@@ -141,6 +148,7 @@ def write_backup(directory, model, metadata, keep=1, fingerprint=None):
     for name in os.listdir(directory):  # leftovers of a killed writer
         if name.startswith(_TEMP_PREFIX):
             shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+    _build_optimizer(model)
     variables, optimizer_variables = state_variables(model)
     arrays = {}
     for prefix, group in (("model", variables), ("optimizer", optimizer_variables)):
@@ -209,10 +217,7 @@ def restore_backup(model, path, restore_metrics=False):
             f"The backup {path} has format {metadata.get('format')!r}; this version of "
             f"augpro_keras reads format {FORMAT_VERSION}."
         )
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None and not optimizer.built:
-        with model.distribute_strategy.scope():
-            optimizer.build(model.trainable_variables)
+    _build_optimizer(model)
     variables, optimizer_variables = state_variables(model)
     _check_same("model", metadata["model_variables"], variables, path)
     _check_same("optimizer", metadata["optimizer_variables"], optimizer_variables, path)

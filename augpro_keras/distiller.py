@@ -482,14 +482,16 @@ class Distiller(keras.Model):
         """A `ValueError` for a failed input check, or `None` for other errors."""
         message = str(getattr(error, "message", error))
         for marker, what in ((_TOKEN_MESSAGE, "token ids"), (_LABEL_MESSAGE, "labels")):
-            found = re.search(
-                re.escape(marker) + r" \[0, (-?\d+)\].*?from\] \[(-?\d+)\] \[to\] \[(-?\d+)\]",
-                message,
-                re.S,
-            )
-            if found is None:
+            # Graph mode prints the assertion's data as `[text] [0] [to] [60]`,
+            # eager mode one item per line; read the numbers in order.
+            index = message.find(marker)
+            if index < 0:
                 continue
-            top, lowest, highest = (int(g) for g in found.groups())
+            top = re.match(r"\s*\[0, (-?\d+)\]", message[index + len(marker):])
+            numbers = re.findall(r"-?\d+", message[message.find(" from", index) + 5:])[:2]
+            if top is None or len(numbers) < 2:
+                continue
+            top, lowest, highest = int(top.group(1)), int(numbers[0]), int(numbers[1])
             if what == "token ids":
                 return ValueError(
                     f"Token ids must be in [0, {top}]: the teacher's and the student's "
