@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EPILOG = """\
 Settings come from the built-in demo config, then --config FILE (YAML), then
-the options below, then every --set KEY=VALUE (values read as YAML, e.g.
+the options, then every --set KEY=VALUE (values read as YAML, e.g.
 --set distill.epochs=2 --set 'augment.augmentations=[augpro_mix]').
 `augpro-keras config` prints every key; docs/cli.md explains them.
 """

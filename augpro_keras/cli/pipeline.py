@@ -29,7 +29,6 @@ import time
 import keras
 import numpy as np
 
-from augpro_keras.cli import config as config_lib
 from augpro_keras.cli import export
 from augpro_keras.cli import inputs
 from augpro_keras.cli import samples as samples_lib
@@ -267,4 +266,4 @@ def _results(config):
         return json.load(f)
 
 
-__all__ = ["run", "finetune", "distill", "evaluate", "augment", "config_lib"]
+__all__ = ["run", "finetune", "distill", "evaluate", "augment"]

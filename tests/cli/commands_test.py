@@ -57,7 +57,7 @@ def test_augment_writes_tsv_and_prints_teacher_labels(tiny_run, tmp_path, capsys
     out = capsys.readouterr().out
     assert "original :" in out and "augmented:" in out
     assert "[augpro_mix]" in out and "[knn]" in out
-    assert f"student.keras" in out  # The run's student plays the student.
+    assert "student.keras" in out  # The run's student plays the student.
     with open(output, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     assert len(rows) == 12

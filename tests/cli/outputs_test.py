@@ -9,7 +9,6 @@ import pytest
 from augpro_keras.cli import export
 from augpro_keras.cli import samples
 from augpro_keras.cli.results import ResultsTable
-from augpro_keras.data import SentencePieceTextTokenizer  # noqa: F401
 from augpro_keras.data import train_sentencepiece
 
 
