@@ -19,7 +19,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(exclude=("tests", "tests.*", "benchmarks")),
     include_package_data=True,
-    package_data={"augpro_keras": ["data/demo/*.tsv", "configs/*.yaml"]},
+    package_data={"augpro_keras": ["data/demo/*.tsv"]},
     install_requires=[
         "tensorflow==2.21.*",
         "tensorflow-text==2.21.*",

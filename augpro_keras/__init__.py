@@ -4,6 +4,8 @@ import os
 
 # keras-hub and the Distiller's train step need the TensorFlow backend.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# TensorFlow's C++ start-up notices (CUDA probing, oneDNN) are noise for users.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from augpro_keras import augmentations  # noqa: E402
 from augpro_keras import callbacks  # noqa: E402

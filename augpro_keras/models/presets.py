@@ -10,6 +10,7 @@ tokenizer, and locate the pretrained MiniLM-L6 checkpoint that the
 import importlib.util
 import numbers
 import os
+import re
 
 # Strings keras-hub tokenizers use for the unknown token. keras-hub does not
 # list the unknown token among a tokenizer's `special_token_ids`, but it is
@@ -67,12 +68,16 @@ def minilm_l6_path():
     return folder
 
 
+_PLACEHOLDER = re.compile(r"\[unused\d+\]")
+
+
 def special_token_ids_from_tokenizer(tokenizer, vocabulary_size=None):
     """Returns the ids a projection must never produce, read from a tokenizer.
 
     These are the tokenizer's special tokens (`tokenizer.special_token_ids`:
     padding, [CLS]/[SEP]/[MASK] for BERT, `</s>`/`<pad>` for T5), its unknown
-    token, and every embedding row that has no token in the tokenizer's
+    token, placeholder tokens that are no words (BERT's `[unused0]` ...
+    `[unused993]`), and every embedding row that has no token in the tokenizer's
     vocabulary: T5 checkpoints pad their embedding table beyond the
     SentencePiece vocabulary (32128 rows for 32100 pieces), and those rows are
     not words.
@@ -91,6 +96,7 @@ def special_token_ids_from_tokenizer(tokenizer, vocabulary_size=None):
     for token in _UNKNOWN_TOKENS:
         if token in vocabulary:
             ids.add(int(tokenizer.token_to_id(token)))
+    ids.update(i for i, token in enumerate(vocabulary) if _PLACEHOLDER.fullmatch(token))
     if vocabulary_size is not None:
         ids.update(range(len(vocabulary), int(vocabulary_size)))
     return tuple(sorted(ids))

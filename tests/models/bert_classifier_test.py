@@ -200,8 +200,10 @@ def test_minilm_loads_offline_with_its_vocabulary(minilm):
     backbone = minilm.backbone
     assert backbone.vocabulary_size == 30522 and minilm.vocabulary_size == 30522
     assert backbone.hidden_dim == 384 and minilm.num_layers == 6
-    # [PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103.
-    assert minilm.special_token_ids == (0, 100, 101, 102, 103)
+    # [PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103, and the
+    # placeholders [unused0]..[unused993] (ids 1-99 and 104-998).
+    assert {0, 100, 101, 102, 103} <= set(minilm.special_token_ids)
+    assert set(minilm.special_token_ids) == {0, *range(1, 100), 100, 101, 102, 103, *range(104, 999)}
     inputs = minilm_batch(presets.minilm_l6_path(), ["a fine movie", "it was dull"])
     logits = minilm(inputs)
     assert logits.shape == (2, 2) and np.isfinite(logits).all()
