@@ -73,7 +73,8 @@ def batch(model, batch_size, length, seed):
 
 
 def encoder_params(model):
-    return sum(int(w.numpy().size) for w in model.trainable_weights) - model.vocabulary_size * model.embedding_dim
+    # All weights: the Distiller freezes the teacher, so trainable ones would miss it.
+    return model.count_params() - model.vocabulary_size * model.embedding_dim
 
 
 def flops(teacher, student, mode, tokens):

@@ -33,3 +33,4 @@ def test_step_time_benchmark():
     assert report["results"]["augpro_mix"]["projection_share_of_flops"] > 0
     assert report["results"]["kd"]["projection_share_of_flops"] == 0
     assert {"augpro_mix/mixup", "augpro_mix/kd", "mixup/kd"} <= set(report["ratios"])
+    assert all(r["step_gflop"] > 0 for r in report["results"].values())
