@@ -330,10 +330,6 @@ class DistillationBackup(keras.callbacks.Callback):
     # --- saving -------------------------------------------------------------------
     def _save(self, epoch, batch, logs):
         run = self._run
-        strategy = self.model.distribute_strategy
-        if not strategy.extended.should_checkpoint:
-            run["last_saved"] = run["run_batches"]
-            return
         bad = _finite_logs(logs)
         variables, _ = checkpointing.state_variables(self.model)
         if not bad:
@@ -350,10 +346,16 @@ class DistillationBackup(keras.callbacks.Callback):
             return
         if self._fingerprint is None:
             self._fingerprint = checkpointing.frozen_fingerprint(self.model)
+        # Every worker reads the state (a collective under a multi-worker
+        # strategy); the chief alone writes it.
+        state = checkpointing.collect_state(self.model, self._fingerprint)
+        run["last_saved"] = run["run_batches"]
+        if not self.model.distribute_strategy.extended.should_checkpoint:
+            return
         iterations = int(np.asarray(self.model.optimizer.iterations.numpy()))
-        checkpointing.write_backup(
+        checkpointing.write_state(
             self.directory,
-            self.model,
+            state,
             {
                 "epoch": int(epoch),
                 "batch": int(batch),
@@ -364,6 +366,4 @@ class DistillationBackup(keras.callbacks.Callback):
                 "steps_per_execution": run["steps_per_execution"],
             },
             keep=self.keep,
-            fingerprint=self._fingerprint,
         )
-        run["last_saved"] = run["run_batches"]

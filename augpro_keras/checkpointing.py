@@ -136,18 +136,12 @@ def _fsync_directory(path):
         os.close(fd)
 
 
-def write_backup(directory, model, metadata, keep=1, fingerprint=None):
-    """Writes the model's training state as a new backup; returns its path.
+def collect_state(model, fingerprint=None):
+    """Reads the training state into numpy: `(arrays, description)`.
 
-    The state goes to a temporary folder inside `directory`, which is then
-    renamed to the next `backup-<number>`; older backups beyond the newest
-    `keep` are removed afterwards.
+    Under a multi-worker strategy every worker must call this (reading the
+    metrics' sync-on-read variables is a collective); only the chief writes.
     """
-    directory = os.fspath(directory)
-    os.makedirs(directory, exist_ok=True)
-    for name in os.listdir(directory):  # leftovers of a killed writer
-        if name.startswith(_TEMP_PREFIX):
-            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
     _build_optimizer(model)
     variables, optimizer_variables = state_variables(model)
     arrays = {}
@@ -156,15 +150,29 @@ def write_backup(directory, model, metadata, keep=1, fingerprint=None):
             arrays[f"{prefix}/{index:05d}"] = np.asarray(variable.numpy())
     for name, value in _metric_values(model).items():
         arrays[f"metrics/{name}"] = value
-    metadata = dict(metadata)
-    metadata.update(
-        {
-            "format": FORMAT_VERSION,
-            "model_variables": [[v.path, list(v.shape)] for v in variables],
-            "optimizer_variables": [[v.path, list(v.shape)] for v in optimizer_variables],
-            "teacher_fingerprint": frozen_fingerprint(model) if fingerprint is None else fingerprint,
-        }
-    )
+    description = {
+        "format": FORMAT_VERSION,
+        "model_variables": [[v.path, list(v.shape)] for v in variables],
+        "optimizer_variables": [[v.path, list(v.shape)] for v in optimizer_variables],
+        "teacher_fingerprint": frozen_fingerprint(model) if fingerprint is None else fingerprint,
+    }
+    return arrays, description
+
+
+def write_state(directory, state, metadata, keep=1):
+    """Writes a state from `collect_state` as a new backup; returns its path.
+
+    The state goes to a temporary folder inside `directory`, which is then
+    renamed to the next `backup-<number>`; older backups beyond the newest
+    `keep` are removed afterwards.
+    """
+    arrays, description = state
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):  # leftovers of a killed writer
+        if name.startswith(_TEMP_PREFIX):
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+    metadata = {**metadata, **description}
     temporary = tempfile.mkdtemp(prefix=_TEMP_PREFIX, dir=directory)
     try:
         with open(os.path.join(temporary, STATE_FILE), "wb") as f:
@@ -186,6 +194,11 @@ def write_backup(directory, model, metadata, keep=1, fingerprint=None):
     for old in list_backups(directory)[:-max(1, keep)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def write_backup(directory, model, metadata, keep=1, fingerprint=None):
+    """Writes the model's training state as a new backup; returns its path."""
+    return write_state(directory, collect_state(model, fingerprint), metadata, keep)
 
 
 def _check_same(kind, saved, variables, path):

@@ -548,7 +548,7 @@ class Distiller(keras.Model):
             self.trackers[name].update_state(value, sample_weight=weight)
         if y is not None:
             self.compute_metrics(x, y, student_logits)
-        return self._step_logs(y is not None)
+        return self._for_reduction(self._step_logs(y is not None))
 
     def _loss_and_gradients(self, x, y, step, replica_id):
         """Per-replica losses and the gradients of their scaled sum."""
@@ -572,7 +572,10 @@ class Distiller(keras.Model):
         if batch_size is None:
             raise ValueError(
                 "The Distiller needs batches of a static size: batch the dataset with "
-                "`drop_remainder=True` and a fixed sequence length."
+                "`drop_remainder=True` and a fixed sequence length. Under "
+                "MultiWorkerMirroredStrategy, tf.distribute hides the batch size of finite "
+                "datasets (it allows a last partial batch): repeat the dataset and pass "
+                "`steps_per_epoch` to fit()."
             )
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         groups_per_replica = batch_size // (self.mix_group_size or batch_size)
@@ -675,6 +678,20 @@ class Distiller(keras.Model):
             for name, value in super().get_metrics_result().items():
                 if name not in self.trackers:
                     logs[name] = value
+        return self._for_reduction(logs)
+
+    def _for_reduction(self, logs):
+        """Logs as `[1]` tensors under a multi-worker strategy.
+
+        Keras 3 reduces the logged values of a multi-worker step with
+        `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars
+        (tensorflow/tensorflow#72388); `[1]` tensors reduce to the scalar mean.
+        """
+        strategy = self.distribute_strategy
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+            strategy.extended._in_multi_worker_mode()
+        ):
+            return {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
 
     # --- serialization --------------------------------------------------------
