@@ -45,7 +45,7 @@ class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss."""
 
 
-def _finite_logs(logs):
+def _non_finite_logs(logs):
     """`{name: value}` of the logs that are not finite numbers."""
     bad = {}
     for name, value in (logs or {}).items():
@@ -93,7 +93,7 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
         logs = logs or {}
         if self.monitor is not None:
             logs = {k: v for k, v in logs.items() if k in self.monitor}
-        bad = _finite_logs(logs)
+        bad = _non_finite_logs(logs)
         if not bad:
             return
         self.model.stop_training = True
@@ -218,7 +218,7 @@ class DistillationBackup(keras.callbacks.Callback):
         return checkpointing.restore_backup(model, latest["path"])
 
     # --- driven by Distiller.fit -----------------------------------------------
-    def _prepare(self, model, x, epochs, initial_epoch, steps_per_epoch):
+    def _prepare(self, model, x, initial_epoch, steps_per_epoch):
         """Called by `Distiller.fit`; returns the `(x, initial_epoch)` to train with."""
         latest = self.latest()
         steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
@@ -330,7 +330,7 @@ class DistillationBackup(keras.callbacks.Callback):
     # --- saving -------------------------------------------------------------------
     def _save(self, epoch, batch, logs):
         run = self._run
-        bad = _finite_logs(logs)
+        bad = _non_finite_logs(logs)
         variables, _ = checkpointing.state_variables(self.model)
         if not bad:
             for variable in variables:

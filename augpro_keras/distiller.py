@@ -78,6 +78,15 @@ class Distiller(keras.Model):
     number, so the same global batch gives the same mixes on any number of
     replicas (the per-replica batch must be a multiple of the group size).
 
+    Reliability (see `docs/reliability.md`): `fit` resumes a killed run
+    exactly from an `augpro_keras.callbacks.DistillationBackup`, runs
+    `NonFiniteLossGuard`s before other callbacks, and raises a `ValueError`
+    for empty data, token ids outside the vocabulary and labels outside the
+    classes before the weights change (`validate_dataset` does the same
+    checks in the input pipeline, for TPUs). Saved with `save()`, a
+    Distiller comes back from `keras.models.load_model` with its teacher,
+    student, augmentations and compile state.
+
     Args:
         teacher: a `DistillableClassifier` (fine-tuned); frozen here.
         student: a `DistillableClassifier` with the same vocabulary.
@@ -347,8 +356,7 @@ class Distiller(keras.Model):
         try:
             if backup is not None:
                 arguments["x"], arguments["initial_epoch"] = backup._prepare(
-                    self, x, arguments["epochs"], arguments["initial_epoch"],
-                    arguments["steps_per_epoch"],
+                    self, x, arguments["initial_epoch"], arguments["steps_per_epoch"]
                 )
             return super().fit(**arguments)
         except tf.errors.InvalidArgumentError as error:
@@ -373,6 +381,11 @@ class Distiller(keras.Model):
                 backup._finish()
 
     def evaluate(self, *args, **kwargs):
+        """Evaluates the student; same arguments as `keras.Model.evaluate`.
+
+        Token ids outside the vocabulary and labels outside the classes raise
+        a `ValueError` that names them.
+        """
         try:
             return super().evaluate(*args, **kwargs)
         except tf.errors.InvalidArgumentError as error:
@@ -666,7 +679,7 @@ class Distiller(keras.Model):
         if sample_weight is not None:
             raise ValueError("The Distiller does not support sample weights.")
         with tf.control_dependencies(self._input_checks(x, y)):
-            x = keras.tree.map_structure(_identity, x)
+            x, y = keras.tree.map_structure(_identity, (x, y))
         student_logits = self.student(x, training=False)
         logs = {}
         if y is not None:

@@ -143,6 +143,12 @@ def load_text_classification_file(
         )
     if label_names is not None and label_column is None:
         raise ValueError("`label_names` was given but `label_column` is None.")
+    if not os.path.isfile(os.fspath(path)):
+        wanted = text_columns + ([label_column] if label_column is not None else [])
+        raise FileNotFoundError(
+            f"File not found: {os.fspath(path)}. Expected a .tsv or .csv file with a header "
+            f"row naming the columns {wanted}."
+        )
     if delimiter is None:
         delimiter = infer_delimiter(path)
 

@@ -210,7 +210,7 @@ def test_missing_glue_file(files, tmp_path):
 
 
 def test_missing_tsv_file(files, tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"File not found: .*reviews\.tsv"):
+    with pytest.raises(FileNotFoundError, match=r"File not found: .*reviews\.tsv\. Expected a .tsv or .csv file with a header row naming the columns \[.text., .label.\]"):
         load_text_classification_file(tmp_path / "reviews.tsv", text_columns="text", label_column="label")
 
 

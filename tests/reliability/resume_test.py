@@ -167,7 +167,7 @@ def test_backup_refuses_a_non_finite_state(tmp_path):
     model = common.distiller()
     backup = DistillationBackup(tmp_path / "backup", save_every_steps=1)
     backup.set_model(model)
-    backup._prepare(model, common.dataset(), 1, 0, None)
+    backup._prepare(model, common.dataset(), 0, None)
     with pytest.warns(UserWarning, match="not finite"):
         backup._save(0, 1, {"loss": float("nan")})
     assert backup.latest() is None
