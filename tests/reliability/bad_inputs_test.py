@@ -40,10 +40,15 @@ class WriteResults(keras.callbacks.Callback):
             json.dump({k: float(v) for k, v in (logs or {}).items()}, f)
 
 
+@pytest.fixture(scope="module")
+def trained_before():
+    return common.distiller()
+
+
 @pytest.fixture
-def files(tmp_path):
+def files(tmp_path, trained_before):
     """A checkpoint, a result file and a backup that must survive every bad input."""
-    model = common.distiller()
+    model = trained_before
     paths = {
         "checkpoint": str(tmp_path / "student.weights.h5"),
         "results": str(tmp_path / "results.json"),
