@@ -98,7 +98,15 @@ class TextTokenizer:
                 "`texts` must be a str, a list of str or a string tensor. "
                 f"Received: {type(texts).__name__}"
             )
-        token_ids = self._layer(tf.constant(texts) if isinstance(texts, (str, list)) else texts)
+        texts = tf.constant(texts) if isinstance(texts, (str, list)) else texts
+        try:
+            token_ids = self._layer(texts)
+        except tf.errors.NotFoundError:
+            # `tf.random.set_seed` (and `keras.utils.set_random_seed`) clear
+            # TensorFlow's eager caches, which frees the resource of an op
+            # created eagerly (SentencePiece's). Build the layer again.
+            self._layer = type(self).from_config(self.get_config())._layer
+            token_ids = self._layer(texts)
         if not tf.executing_eagerly() and isinstance(token_ids, (tf.Tensor, tf.RaggedTensor)):
             return token_ids  # Inside tf.data / tf.function.
         return _to_python(token_ids)

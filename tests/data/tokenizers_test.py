@@ -157,3 +157,11 @@ def test_t5_like_model_without_bos():
     assert tok.special_token_ids == (0, 1, 2)
     ids = tok.tokenize("a man") + [1, 0]
     assert tok.detokenize(ids) == "a man </s>"
+
+
+def test_sentencepiece_survives_seeding_in_eager_use(sentencepiece_tokenizer):
+    import keras
+
+    before = sentencepiece_tokenizer.tokenize("a man is playing a flute .")
+    keras.utils.set_random_seed(1)
+    assert sentencepiece_tokenizer.tokenize("a man is playing a flute .") == before
