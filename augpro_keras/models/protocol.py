@@ -70,19 +70,40 @@ class DistillableClassifier(keras.Model):
     def embedding_matrix(self):
         raise NotImplementedError(f"{type(self).__name__} must define embedding_matrix.")
 
+    # Models that keep their constructor arguments in `self.config_values`
+    # (every model in this package) get these three from there.
     @property
     def special_token_ids(self):
-        raise NotImplementedError(f"{type(self).__name__} must define special_token_ids.")
+        return tuple(self._config_value("special_token_ids"))
 
     @property
     def pad_token_id(self):
-        raise NotImplementedError(f"{type(self).__name__} must define pad_token_id.")
+        return self._config_value("pad_token_id")
+
+    @property
+    def num_classes(self):
+        return self._config_value("num_classes")
+
+    def _config_value(self, key):
+        values = getattr(self, "config_values", None)
+        if not values or key not in values:
+            raise NotImplementedError(
+                f"{type(self).__name__} must define `{key}` (or keep it in `self.config_values`)."
+            )
+        return values[key]
 
     @property
     def num_layers(self):
         raise NotImplementedError(f"{type(self).__name__} must define num_layers.")
 
     # --- derived ----------------------------------------------------------
+    def _check_layer(self, layer):
+        """Raises a `ValueError` unless `0 <= layer <= num_layers`."""
+        if not 0 <= layer <= self.num_layers:
+            raise ValueError(
+                f"`layer` must be in [0, {self.num_layers}] for this model. Received: {layer}"
+            )
+
     @property
     def vocabulary_size(self):
         return int(self.embedding_matrix.shape[0])

@@ -133,31 +133,13 @@ class TinyTransformerClassifier(DistillableClassifier):
             x = transformer_layer(x, padding_mask=padding_mask, training=training)
         return self.head(x[:, 0, :])
 
-    def _check_layer(self, layer):
-        if not 0 <= layer <= self.num_layers:
-            raise ValueError(
-                f"`layer` must be in [0, {self.num_layers}] for this model. Received: {layer}"
-            )
-
     @property
     def embedding_matrix(self):
         return self.token_embedding.embeddings
 
     @property
-    def special_token_ids(self):
-        return tuple(self.config_values["special_token_ids"])
-
-    @property
-    def pad_token_id(self):
-        return self.config_values["pad_token_id"]
-
-    @property
     def num_layers(self):
         return self.config_values["num_layers"]
-
-    @property
-    def num_classes(self):
-        return self.config_values["num_classes"]
 
     def get_config(self):
         config = super().get_config()
