@@ -9,8 +9,7 @@ from augpro_keras.api_export import export
 from augpro_keras.models.presets import check_positive_int
 from augpro_keras.models.presets import check_rate
 from augpro_keras.models.presets import check_special_token_ids
-from augpro_keras.models.presets import load_preset_tokenizer
-from augpro_keras.models.presets import special_token_ids_from_tokenizer
+from augpro_keras.models.presets import load_preset_backbone
 from augpro_keras.models.protocol import DistillableClassifier
 
 # Sublayers of a keras-hub `T5TransformerLayer` that carry weights, in the
@@ -274,22 +273,10 @@ class EncT5Classifier(DistillableClassifier):
         """
         import keras_hub
 
-        # The tokenizer first: a preset without one fails before the slow part.
-        tokenizer = None
-        if special_token_ids is None:
-            tokenizer = load_preset_tokenizer(keras_hub.models.T5Tokenizer, preset)
-        backbone_kwargs = {"load_weights": load_weights}
-        if dtype is not None:
-            backbone_kwargs["dtype"] = dtype
-        backbone = keras_hub.models.T5Backbone.from_preset(preset, **backbone_kwargs)
-        if tokenizer is not None:
-            special_token_ids = special_token_ids_from_tokenizer(
-                tokenizer, backbone.vocabulary_size
-            )
-            if pad_token_id is None:
-                pad_token_id = tokenizer.pad_token_id
-        if pad_token_id is None:
-            pad_token_id = 0
+        backbone, special_token_ids, pad_token_id = load_preset_backbone(
+            keras_hub.models.T5Backbone, keras_hub.models.T5Tokenizer, preset,
+            special_token_ids, pad_token_id, load_weights, dtype,
+        )
         model = cls(
             vocabulary_size=backbone.vocabulary_size,
             num_classes=num_classes,

@@ -183,3 +183,32 @@ def check_rate(value, name):
     if rate is None or not 0.0 <= rate < 1.0:
         raise ValueError(f"`{name}` must be a float in [0, 1). Received: {value!r}")
     return rate
+
+
+def load_preset_backbone(
+    backbone_cls, tokenizer_cls, preset, special_token_ids, pad_token_id, load_weights, dtype
+):
+    """Loads a preset's backbone and the ids its projections must avoid.
+
+    Without `special_token_ids`, they (and, when not given, `pad_token_id`)
+    are read from the preset's tokenizer, which is loaded first so that a
+    preset without one fails before the slow backbone load.
+
+    Returns:
+        `(backbone, special_token_ids, pad_token_id)`; `pad_token_id`
+        defaults to 0.
+    """
+    tokenizer = None
+    if special_token_ids is None:
+        tokenizer = load_preset_tokenizer(tokenizer_cls, preset)
+    backbone_kwargs = {"load_weights": load_weights}
+    if dtype is not None:
+        backbone_kwargs["dtype"] = dtype
+    backbone = backbone_cls.from_preset(preset, **backbone_kwargs)
+    if tokenizer is not None:
+        special_token_ids = special_token_ids_from_tokenizer(tokenizer, backbone.vocabulary_size)
+        if pad_token_id is None:
+            pad_token_id = tokenizer.pad_token_id
+    if pad_token_id is None:
+        pad_token_id = 0
+    return backbone, special_token_ids, pad_token_id
