@@ -305,6 +305,14 @@ class Distiller(keras.Model):
                 )
                 break
             iterator = None
+        if data_batch is not None and keras.utils.unpack_x_y_sample_weight(data_batch)[1] is None:
+            # Unlabeled batches build the models only: metrics on labels stay
+            # unbuilt, as they do without an explicit strategy.
+            metrics, self._compile_metrics = self._compile_metrics, None
+            try:
+                return super()._maybe_symbolic_build(data_batch=data_batch)
+            finally:
+                self._compile_metrics = metrics
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     @property
