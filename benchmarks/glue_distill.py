@@ -66,19 +66,19 @@ SETTINGS = {
         "task": "sst2",
         "data": {"max_train_examples": 1000, "sequence_length": 48},
         "teacher_steps": (3, 32),
-        "student_steps": (2, 30),
+        "student_steps": (2, 40),
     },
     "mrpc": {
         "task": "mrpc",
-        "data": {"max_train_examples": None, "sequence_length": 96},
+        "data": {"max_train_examples": None, "sequence_length": 80},
         "teacher_steps": (2, 115),
-        "student_steps": (2, 25),
+        "student_steps": (2, 30),
     },
     "sst2_unlabeled": {
         "task": "sst2",
         "data": {"max_train_examples": None, "labeled_fraction": 0.1, "sequence_length": 48},
         "teacher_steps": (2, 100),
-        "student_steps": (2, 30),
+        "student_steps": (2, 40),
     },
 }
 

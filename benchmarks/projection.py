@@ -8,9 +8,12 @@ Prints one JSON object. For every vocabulary size it times, in one run:
 - `projection`: `augpro_keras.layers.EmbeddingProjection` (cosine, chunked);
 - `faiss`: `faiss.IndexFlatIP` with k = 1 on normalised vectors, if installed.
 
-Each method runs in a fresh subprocess so that its peak memory (the growth
-of the process's maximum resident set during the timed calls) is its own.
-Times are medians over `--repeats` calls after a warm-up call.
+Times are medians over `--repeats` calls after a warm-up call, taken in one
+process with the methods taking turns call by call (the order rotates each
+round), so that a change of machine load reaches every method alike. Peak
+memory is measured apart: each method runs twice in a fresh subprocess, and
+its peak extra memory is the growth of that process's maximum resident set
+during the calls.
 
 Usage:
     python benchmarks/projection.py                      # full size
@@ -34,8 +37,8 @@ def peak_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def run_method(method, queries, hidden, vocabulary, repeats, chunk_size, seed):
-    """Runs one method in this process; returns its measurements."""
+def build_call(method, queries, hidden, vocabulary, chunk_size, seed):
+    """Returns a function that runs one method once, or a dict saying why not."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -55,68 +58,66 @@ def run_method(method, queries, hidden, vocabulary, repeats, chunk_size, seed):
             q = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
             return index.search(q, 1)[1][:, 0]
 
+        return call
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    from augpro_keras.layers import EmbeddingProjection
+
+    table_t = tf.constant(table)
+    embeddings_t = tf.constant(embeddings)
+    if method == "matmul":
+
+        @tf.function
+        def fn(e, t):
+            e = tf.math.l2_normalize(e, axis=-1)
+            t = tf.math.l2_normalize(t, axis=-1)
+            return tf.matmul(e, t, transpose_b=True)
+
+    elif method == "naive":
+
+        @tf.function
+        def fn(e, t):
+            e = tf.math.l2_normalize(e, axis=-1)
+            t = tf.math.l2_normalize(t, axis=-1)
+            return tf.argmax(tf.matmul(e, t, transpose_b=True), axis=-1)
+
     else:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import tensorflow as tf
+        layer = EmbeddingProjection("cosine", chunk_size=chunk_size)
 
-        from augpro_keras.layers import EmbeddingProjection
+        @tf.function
+        def fn(e, t):
+            return layer(e[None], t)[0]
 
-        table_t = tf.constant(table)
-        embeddings_t = tf.constant(embeddings)
-        if method == "matmul":
+    # Traced here, so that a memory baseline taken after this holds
+    # everything but the work of the call itself.
+    concrete = fn.get_concrete_function(embeddings_t, table_t)
 
-            @tf.function
-            def fn(e, t):
-                e = tf.math.l2_normalize(e, axis=-1)
-                t = tf.math.l2_normalize(t, axis=-1)
-                return tf.matmul(e, t, transpose_b=True)
+    def call():
+        # No `.numpy()`: copying the matmul's [N, V] result out would be
+        # charged to it alone. Eager CPU execution is synchronous.
+        return concrete(embeddings_t, table_t)
 
-        elif method == "naive":
+    return call
 
-            @tf.function
-            def fn(e, t):
-                e = tf.math.l2_normalize(e, axis=-1)
-                t = tf.math.l2_normalize(t, axis=-1)
-                return tf.argmax(tf.matmul(e, t, transpose_b=True), axis=-1)
 
-        else:
-            layer = EmbeddingProjection("cosine", chunk_size=chunk_size)
-
-            @tf.function
-            def fn(e, t):
-                return layer(e[None], t)[0]
-
-        # Trace without running, so that the baseline below holds everything
-        # but the work of the call itself.
-        concrete = fn.get_concrete_function(embeddings_t, table_t)
-
-        def call():
-            # No `.numpy()`: copying the matmul's [N, V] result out would be
-            # charged to it alone. Eager CPU execution is synchronous.
-            return concrete(embeddings_t, table_t)
-
+def measure_memory(method, queries, hidden, vocabulary, chunk_size, seed):
+    """Peak extra memory of two calls of one method (run in a fresh process)."""
+    call = build_call(method, queries, hidden, vocabulary, chunk_size, seed)
+    if isinstance(call, dict):
+        return call
     baseline = peak_rss_bytes()
-    call()  # warm-up: first allocations
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    flops = 2.0 * queries * vocabulary * hidden
-    return {
-        "median_seconds": median,
-        "seconds": times,
-        "gflops_per_second": flops / median / 1e9,
-        "peak_extra_memory_bytes": max(0, peak_rss_bytes() - baseline),
-    }
+    call()
+    call()
+    return {"peak_extra_memory_bytes": max(0, peak_rss_bytes() - baseline)}
 
 
-def measure(method, args, vocabulary):
+def memory_in_subprocess(method, args, vocabulary):
     command = [
         sys.executable, __file__, "--child", method, "--queries", str(args.queries),
         "--hidden", str(args.hidden), "--vocabularies", str(vocabulary),
-        "--repeats", str(args.repeats), "--chunk-size", str(args.chunk_size), "--seed", str(args.seed),
+        "--chunk-size", str(args.chunk_size), "--seed", str(args.seed),
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -124,19 +125,43 @@ def measure(method, args, vocabulary):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def time_interleaved(args, vocabulary):
+    """Median seconds of every method; the methods take turns call by call,
+    so a change of machine load reaches all of them alike."""
+    calls = {m: build_call(m, args.queries, args.hidden, vocabulary, args.chunk_size, args.seed)
+             for m in METHODS}
+    ready = [m for m in METHODS if not isinstance(calls[m], dict)]
+    for method in ready:
+        calls[method]()  # warm-up: first allocations
+    times = {m: [] for m in ready}
+    for repeat in range(args.repeats):
+        shift = repeat % len(ready)
+        for method in ready[shift:] + ready[:shift]:
+            start = time.perf_counter()
+            calls[method]()
+            times[method].append(time.perf_counter() - start)
+    flops = 2.0 * args.queries * vocabulary * args.hidden
+    results = {m: calls[m] for m in METHODS if m not in ready}
+    for method in ready:
+        median = statistics.median(times[method])
+        results[method] = {"median_seconds": median, "seconds": times[method],
+                           "gflops_per_second": flops / median / 1e9}
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=2048, help="query positions (B * L)")
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--vocabularies", type=int, nargs="+", default=[32128, 256000])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--chunk-size", type=int, default=4096)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = run_method(
-            args.child, args.queries, args.hidden, args.vocabularies[0], args.repeats, args.chunk_size, args.seed
+        result = measure_memory(
+            args.child, args.queries, args.hidden, args.vocabularies[0], args.chunk_size, args.seed
         )
         print(json.dumps(result))
         return
@@ -152,7 +177,9 @@ def main():
         "results": {},
     }
     for vocabulary in args.vocabularies:
-        results = {method: measure(method, args, vocabulary) for method in METHODS}
+        results = time_interleaved(args, vocabulary)
+        for method in METHODS:
+            results[method].update(memory_in_subprocess(method, args, vocabulary))
         full_matrix = 4 * args.queries * vocabulary
         ratios = {"full_similarity_matrix_bytes": full_matrix}
         limit = results["matmul"].get("gflops_per_second")

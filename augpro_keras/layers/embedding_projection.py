@@ -117,30 +117,45 @@ class EmbeddingProjection(keras.layers.Layer):
         chunk = vocabulary_size if self.chunk_size is None else min(self.chunk_size, vocabulary_size)
         num_chunks = math.ceil(vocabulary_size / chunk)
         first_allowed = int(np.argmin(excluded))
-        excluded = ops.convert_to_tensor(excluded)
 
         batch_shape = ops.shape(embeddings)[:-1]
         queries = sim.prepare_queries(ops.reshape(embeddings, (-1, width)), self.similarity)
         num_queries = ops.shape(queries)[0]
 
-        def best_in_chunk(start):
+        # Which chunks hold excluded ids: only those pay the masking pass.
+        starts = [min(i * chunk, vocabulary_size - chunk) for i in range(num_chunks)]
+        chunk_has_excluded = [bool(excluded[s:s + chunk].any()) for s in starts]
+        excluded = ops.convert_to_tensor(excluded)
+
+        def best_in_chunk(start, has_excluded):
             rows = ops.slice(embedding_matrix, (start, 0), (chunk, width))
             scores = sim.scores(queries, rows, self.similarity)
-            chunk_excluded = ops.slice(excluded, (start,), (chunk,))
-            scores = ops.where(chunk_excluded[None, :], -np.inf, scores)
-            # TensorFlow's and XLA's argmax return the lowest index on ties
-            # (tested), which saves a compare-and-min pass over the block.
-            index = ops.cast(ops.argmax(scores, axis=1), "int32")
-            return ops.max(scores, axis=1), index + ops.cast(start, "int32")
 
-        def merge(i, state):
+            def masked():
+                chunk_excluded = ops.slice(excluded, (start,), (chunk,))
+                return ops.where(chunk_excluded[None, :], -np.inf, scores)
+
+            if isinstance(has_excluded, bool):
+                scores = masked() if has_excluded else scores
+            else:
+                scores = tf.cond(has_excluded, masked, lambda: scores)
+            # TensorFlow's and XLA's argmax return the lowest index on ties
+            # (tested), which saves a compare-and-min pass over the block;
+            # the best score is then gathered, not reduced in another pass.
+            # (`keras.ops.argmax` would add three passes to order -0.0
+            # below 0.0, a distinction no similarity needs.)
+            index = tf.argmax(scores, axis=1, output_type=tf.int32)
+            best = tf.gather(scores, index, batch_dims=1)
+            return best, index + ops.cast(start, "int32")
+
+        def merge(i, state, has_excluded):
             best, index = state
             # The last chunk is shifted back to stay inside the table; rows
             # seen twice cannot win twice because only a strictly better
             # score replaces the current answer (which also keeps ties on
             # the lowest id, as chunks come in increasing order).
             start = ops.minimum(i * chunk, vocabulary_size - chunk)
-            chunk_best, chunk_index = best_in_chunk(start)
+            chunk_best, chunk_index = best_in_chunk(start, has_excluded)
             better = chunk_best > best
             return ops.where(better, chunk_best, best), ops.where(better, chunk_index, index)
 
@@ -149,14 +164,17 @@ class EmbeddingProjection(keras.layers.Layer):
             ops.full((num_queries,), first_allowed, dtype="int32"),
         )
         if num_chunks == 1:
-            _, token_ids = merge(0, state)
+            _, token_ids = merge(0, state, chunk_has_excluded[0])
         else:
             # One chunk at a time: the chunks' products do not depend on the
             # loop state, so a parallel loop (`ops.fori_loop` allows ten
             # iterations at once) would hold ten blocks and thrash the cache.
+            has_excluded_by_chunk = tf.constant(chunk_has_excluded)
             _, _, token_ids = tf.while_loop(
                 lambda i, *_: i < num_chunks,
-                lambda i, best, index: (i + 1, *merge(i, (best, index))),
+                lambda i, best, index: (
+                    i + 1, *merge(i, (best, index), tf.gather(has_excluded_by_chunk, i))
+                ),
                 (tf.constant(0), *state),
                 parallel_iterations=1,
             )

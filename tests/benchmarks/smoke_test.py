@@ -5,6 +5,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks"
 
 
@@ -34,3 +36,38 @@ def test_step_time_benchmark():
     assert report["results"]["kd"]["projection_share_of_flops"] == 0
     assert {"augpro_mix/mixup", "augpro_mix/kd", "mixup/kd"} <= set(report["ratios"])
     assert all(r["step_gflop"] > 0 for r in report["results"].values())
+
+
+def write_sst2(folder, train_rows=160, dev_rows=32):
+    """A small SST-2 folder in the GLUE layout."""
+    words = {0: ["dull", "boring", "bad", "weak", "tedious"], 1: ["fine", "great", "good", "warm", "witty"]}
+    sst2 = folder / "SST-2"
+    sst2.mkdir(parents=True)
+    for name, rows in (("train.tsv", train_rows), ("dev.tsv", dev_rows)):
+        lines = ["sentence\tlabel"]
+        for i in range(rows):
+            label = i % 2
+            lines.append(f"a {words[label][i % 5]} and {words[label][(i // 5) % 5]} film\t{label}")
+        (sst2 / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_glue_distill_benchmark(tmp_path):
+    glue_dir = write_sst2(tmp_path / "glue")
+    output = tmp_path / "report.json"
+    report = run(
+        "glue_distill.py", "--glue-dir", str(glue_dir), "--size", "tiny", "--settings", "sst2_unlabeled",
+        "--seeds", "0", "1", "--work-dir", str(tmp_path / "runs"), "--output", str(output),
+    )
+    assert json.loads(output.read_text()) == report
+    setting = report["settings"]["sst2_unlabeled"]
+    assert setting["labeled_train_examples"] == 16 and setting["distill_examples"] == 144
+    assert not setting["distill_labeled"]
+    assert 0 <= setting["teacher"]["metrics"]["accuracy"] <= 1
+    assert list(setting["rows"]) == ["FT student", "KD", "KD+MixUp", "KD+AugPro-Mix", "KD+FGSM",
+                                     "KD+AugPro-FGSM", "KD+AugPro-Mix+AugPro-FGSM"]
+    for row in setting["rows"].values():
+        accuracy = row["accuracy"]
+        assert len(accuracy["values"]) == 2 and row["seeds"] == [0, 1]
+        assert accuracy["mean"] == pytest.approx(sum(accuracy["values"]) / 2)
+        assert accuracy["std"] >= 0
