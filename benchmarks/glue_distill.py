@@ -35,6 +35,7 @@ vocabulary trained on the spot, for smoke tests.
 Usage:
     python benchmarks/glue_distill.py --glue-dir ../shared/data/glue \\
         --output docs/benchmarks/glue_distill.json
+    python benchmarks/glue_distill.py --markdown docs/benchmarks/glue_distill.json
 """
 
 import argparse
@@ -66,19 +67,19 @@ SETTINGS = {
         "task": "sst2",
         "data": {"max_train_examples": 1000, "sequence_length": 48},
         "teacher_steps": (3, 32),
-        "student_steps": (2, 40),
+        "student_steps": (2, 25),
     },
     "mrpc": {
         "task": "mrpc",
         "data": {"max_train_examples": None, "sequence_length": 80},
         "teacher_steps": (2, 115),
-        "student_steps": (2, 30),
+        "student_steps": (2, 20),
     },
     "sst2_unlabeled": {
         "task": "sst2",
         "data": {"max_train_examples": None, "labeled_fraction": 0.1, "sequence_length": 48},
         "teacher_steps": (2, 100),
-        "student_steps": (2, 40),
+        "student_steps": (2, 25),
     },
 }
 
@@ -188,11 +189,58 @@ def run_setting(setting, args, report, save):
     return entry
 
 
+PAIRS = (("KD+AugPro-Mix", "KD+MixUp"), ("KD+AugPro-FGSM", "KD+FGSM"),
+         ("KD+AugPro-Mix+AugPro-FGSM", "KD"))
+
+
+def render_markdown(report):
+    """Markdown tables of a report: mean +- std per row, then paired gaps."""
+    lines = []
+    for setting, entry in report["settings"].items():
+        metrics = entry["metrics"]
+        teacher = entry.get("teacher", {}).get("metrics", {})
+        lines += [
+            f"### {setting}",
+            "",
+            f"{entry['labeled_train_examples']} labeled training examples, "
+            f"{entry['distill_examples']} {'labeled' if entry['distill_labeled'] else 'unlabeled'} "
+            f"distillation examples, {entry['validation_examples']} dev examples; length "
+            f"{entry['sequence_length']}, batch {entry['batch_size']}; teacher "
+            f"{entry['teacher_schedule'][0]} x {entry['teacher_schedule'][1]} steps, every student "
+            f"{entry['student_schedule'][0]} x {entry['student_schedule'][1]} steps; "
+            f"wall time {entry.get('wall_seconds', 0) / 60:.0f} min.",
+            "",
+            "| row | " + " | ".join(f"{m} mean ± std" for m in metrics) + " | per seed ("
+            + metrics[0] + ") | train s (median) |",
+            "| --- | " + " | ".join("---" for _ in metrics) + " | --- | --- |",
+            "| Teacher (MiniLM-L6) | " + " | ".join(
+                f"{100 * teacher[m]:.2f}" if m in teacher else "" for m in metrics) + " | | |",
+        ]
+        for name, row in entry["rows"].items():
+            cells = [f"{100 * row[m]['mean']:.2f} ± {100 * row[m]['std']:.2f}" for m in metrics]
+            seeds = ", ".join(f"{100 * v:.2f}" for v in row[metrics[0]]["values"])
+            seconds = statistics.median(row["train_seconds"])
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {seeds} | {seconds:.0f} |")
+        lines += ["", f"Paired gaps ({metrics[0]}, same seed, points):", "",
+                  "| comparison | per seed | mean |", "| --- | --- | --- |"]
+        for first, second in PAIRS:
+            if first in entry["rows"] and second in entry["rows"]:
+                a = entry["rows"][first][metrics[0]]["values"]
+                b = entry["rows"][second][metrics[0]]["values"]
+                gaps = [100 * (x - y) for x, y in zip(a, b)]
+                lines.append(f"| {first} − {second} | " + ", ".join(f"{g:+.2f}" for g in gaps)
+                             + f" | {statistics.fmean(gaps):+.2f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--glue-dir", required=True,
+    parser.add_argument("--glue-dir",
                         help="folder in the GLUE layout (SST-2/, MRPC/ with train.tsv, dev.tsv)")
+    parser.add_argument("--markdown", metavar="REPORT",
+                        help="print the tables of a saved JSON report as Markdown, and exit")
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--batch-size", type=int, default=32)
@@ -203,7 +251,11 @@ def main(argv=None):
                         help="scratch folder of the runs")
     parser.add_argument("--output", default=None, help="also write the JSON report here")
     args = parser.parse_args(argv)
-    if not os.path.isdir(args.glue_dir):
+    if args.markdown:
+        with open(args.markdown, encoding="utf-8") as f:
+            print(render_markdown(json.load(f)))
+        return
+    if not args.glue_dir or not os.path.isdir(args.glue_dir):
         parser.error(f"--glue-dir {args.glue_dir!r} is not a folder")
 
     start = time.time()

@@ -34,6 +34,19 @@ METHODS = ("matmul", "naive", "projection", "faiss")
 
 
 def peak_rss_bytes():
+    """The largest resident set this process has had.
+
+    Linux's `VmHWM` belongs to the process image, so a subprocess starts
+    from zero; `ru_maxrss` (the fallback elsewhere) can carry over the
+    parent's peak into a child and hide the child's own.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
@@ -177,9 +190,10 @@ def main():
         "results": {},
     }
     for vocabulary in args.vocabularies:
+        memory = {method: memory_in_subprocess(method, args, vocabulary) for method in METHODS}
         results = time_interleaved(args, vocabulary)
         for method in METHODS:
-            results[method].update(memory_in_subprocess(method, args, vocabulary))
+            results[method].update(memory[method])
         full_matrix = 4 * args.queries * vocabulary
         ratios = {"full_similarity_matrix_bytes": full_matrix}
         limit = results["matmul"].get("gflops_per_second")

@@ -98,26 +98,81 @@ def flops(teacher, student, mode, tokens):
     return total + projected, projected
 
 
-def time_mode(teacher, student, mode, x, y, warmup, steps, jit_compile):
+class StepTimer:
+    """Keras callback that records the seconds of every training batch."""
+
+    def __init__(self):
+        import keras
+
+        times = self.times = []
+
+        class Timer(keras.callbacks.Callback):
+            def on_train_batch_begin(self, batch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                times.append(time.perf_counter() - self.start)
+
+        self.callback = Timer()
+
+
+def time_modes(teacher, student, modes, x, y, warmup, steps, jit_compile, chunk_size):
+    """Median milliseconds per step of every mode.
+
+    All distillers are built first; after their warm-up steps (tracing) the
+    modes take turns one step at a time, in an order that rotates every
+    round, so that a change of machine load reaches every mode alike.
+    """
     import tensorflow as tf
 
     from augpro_keras import Distiller
 
-    distiller = Distiller(teacher, student, augmentations=MODES[mode], seed=0)
-    distiller.compile(optimizer="adam", jit_compile=jit_compile)
     dataset = tf.data.Dataset.from_tensors((x, y)).repeat()
-    times = []
+    # One student serves every mode: the weights it ends with do not matter
+    # here, only the work of each step.
+    distillers = {}
+    for mode in modes:
+        distiller = Distiller(teacher, student, augmentations=MODES[mode], seed=0,
+                              projection_chunk_size=chunk_size)
+        distiller.compile(optimizer="adam", jit_compile=jit_compile)
+        distiller.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0)
+        distillers[mode] = distiller
+    timers = {mode: StepTimer() for mode in modes}
+    for step in range(steps):
+        shift = step % len(modes)
+        for mode in modes[shift:] + modes[:shift]:
+            distillers[mode].fit(dataset, steps_per_epoch=1, epochs=1, verbose=0,
+                                 callbacks=[timers[mode].callback])
+    return {
+        mode: {"median_ms": 1000 * statistics.median(timers[mode].times),
+               "ms": [1000 * t for t in timers[mode].times]}
+        for mode in modes
+    }
 
-    class Timer(__import__("keras").callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            self.start = time.perf_counter()
 
-        def on_train_batch_end(self, batch, logs=None):
-            times.append(time.perf_counter() - self.start)
+def projection_speed(model, tokens, chunk_size, repeats):
+    """The projection onto `model`'s vocabulary against a bare matmul of the
+    same shape (`[tokens, H] x [H, V]`), timed in turns (see projection.py)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from projection import build_call
 
-    distiller.fit(dataset, steps_per_epoch=warmup + steps, epochs=1, verbose=0, callbacks=[Timer()])
-    measured = times[warmup:]
-    return {"median_ms": 1000 * statistics.median(measured), "ms": [1000 * t for t in measured]}
+    shape = (tokens, model.embedding_dim, model.vocabulary_size)
+    calls = {m: build_call(m, *shape, chunk_size=chunk_size, seed=0) for m in ("matmul", "projection")}
+    times = {m: [] for m in calls}
+    for call in calls.values():
+        call()
+    for repeat in range(repeats):
+        for method in (("matmul", "projection") if repeat % 2 == 0 else ("projection", "matmul")):
+            start = time.perf_counter()
+            calls[method]()
+            times[method].append(time.perf_counter() - start)
+    medians = {m: statistics.median(t) for m, t in times.items()}
+    return {
+        "shape": {"queries": tokens, "hidden": shape[1], "vocabulary": shape[2]},
+        "matmul_ms": 1000 * medians["matmul"],
+        "projection_ms": 1000 * medians["projection"],
+        "projection_flop_rate_vs_matmul": medians["matmul"] / medians["projection"],
+    }
 
 
 def main():
@@ -125,21 +180,25 @@ def main():
     parser.add_argument("--pair", choices=("enct5", "minilm", "tiny"), default="enct5")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--length", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per mode")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per mode")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per mode (tracing)")
     parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=list(MODES))
     parser.add_argument("--jit-compile", action="store_true")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="vocabulary rows per projection chunk (default: the whole table)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     teacher, student = build_pair(args.pair, args.seed)
     x, y = batch(teacher, args.batch, args.length, args.seed)
     tokens = args.batch * args.length
+    timings = time_modes(teacher, student, args.modes, x, y, args.warmup, args.steps,
+                         args.jit_compile, args.chunk_size)
     results = {}
     for mode in args.modes:
-        timing = time_mode(teacher, student, mode, x, y, args.warmup, args.steps, args.jit_compile)
         total, projected = flops(teacher, student, mode, tokens)
-        results[mode] = {**timing, "step_gflop": total / 1e9, "projection_share_of_flops": projected / total}
+        results[mode] = {**timings[mode], "step_gflop": total / 1e9,
+                         "projection_share_of_flops": projected / total}
     ratios = {}
     for augpro, baseline in (("augpro_mix", "mixup"), ("augpro_fgsm", "fgsm")):
         if augpro in results and baseline in results:
@@ -158,8 +217,11 @@ def main():
         "batch": args.batch,
         "length": args.length,
         "jit_compile": args.jit_compile,
+        "projection_chunk_size": args.chunk_size,
         "results": results,
         "ratios": ratios,
+        "projection_vs_matmul": projection_speed(teacher, tokens, args.chunk_size,
+                                                 max(3, args.steps)),
     }
     print(json.dumps(report, indent=2))
 

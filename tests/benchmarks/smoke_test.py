@@ -36,6 +36,10 @@ def test_step_time_benchmark():
     assert report["results"]["kd"]["projection_share_of_flops"] == 0
     assert {"augpro_mix/mixup", "augpro_mix/kd", "mixup/kd"} <= set(report["ratios"])
     assert all(r["step_gflop"] > 0 for r in report["results"].values())
+    assert all(len(r["ms"]) == 1 for r in report["results"].values())
+    speed = report["projection_vs_matmul"]
+    assert speed["shape"] == {"queries": 32, "hidden": 32, "vocabulary": 500}
+    assert speed["projection_flop_rate_vs_matmul"] > 0
 
 
 def write_sst2(folder, train_rows=160, dev_rows=32):
