@@ -89,7 +89,11 @@ def flops(teacher, student, mode, tokens):
     total = forward_t + train_s  # KD on the real batch
     projected = 0
     for name in MODES[mode]:
-        total += forward_t + train_s
+        total += train_s
+        # FGSM's loss compares with the teacher's logits of the clean batch (the
+        # paper's L_FGSM); every other augmentation runs the teacher on its batch.
+        if name != "fgsm":
+            total += forward_t
         if name in ("fgsm", "augpro_fgsm"):
             total += 2 * forward_s  # gradient with respect to the embeddings
         projected += projection.get(name, 0)

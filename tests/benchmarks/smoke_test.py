@@ -70,6 +70,12 @@ def test_glue_distill_benchmark(tmp_path):
     assert 0 <= setting["teacher"]["metrics"]["accuracy"] <= 1
     assert list(setting["rows"]) == ["FT student", "KD", "KD+MixUp", "KD+AugPro-Mix", "KD+FGSM",
                                      "KD+AugPro-FGSM", "KD+AugPro-Mix+AugPro-FGSM"]
+    assert 0 <= setting["truncated_dev_fraction"] <= 1
+    markdown = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "glue_distill.py"), "--markdown", str(output)],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    assert "| KD+AugPro-Mix |" in markdown and "KD+AugPro-Mix − KD+MixUp" in markdown
     for row in setting["rows"].values():
         accuracy = row["accuracy"]
         assert len(accuracy["values"]) == 2 and row["seeds"] == [0, 1]
