@@ -18,6 +18,7 @@ during the calls.
 Usage:
     python benchmarks/projection.py                      # full size
     python benchmarks/projection.py --queries 64 --hidden 32 --vocabularies 1000 --repeats 2
+    python benchmarks/projection.py --markdown docs/benchmarks/projection.json
 """
 
 import argparse
@@ -179,6 +180,30 @@ def time_interleaved(args, vocabulary):
     return results
 
 
+def render_markdown(report):
+    """Markdown tables of a saved report: times and memory, then the ratios."""
+    lines = ["| vocabulary | method | median s | GFLOP/s | peak extra MiB |",
+             "| --- | --- | --- | --- | --- |"]
+    for vocabulary, result in report["results"].items():
+        for method in METHODS:
+            row = result[method]
+            if "median_seconds" not in row:
+                lines.append(f"| {vocabulary} | {method} | {row} | | |")
+                continue
+            lines.append(f"| {vocabulary} | {method} | {row['median_seconds']:.3f} | "
+                         f"{row['gflops_per_second']:.0f} | "
+                         f"{row.get('peak_extra_memory_bytes', 0) / 2**20:.0f} |")
+    lines += ["", "| vocabulary | projection / matmul FLOP rate | naive / matmul | faiss / matmul "
+              "| projection memory / full similarity matrix |", "| --- | --- | --- | --- | --- |"]
+    for vocabulary, result in report["results"].items():
+        ratios = result["ratios"]
+        cells = [ratios.get(f"{m}_flop_rate_vs_matmul") for m in ("projection", "naive", "faiss")]
+        cells.append(ratios.get("projection_memory_vs_full_matrix"))
+        lines.append(f"| {vocabulary} | " + " | ".join(
+            "n/a" if c is None else f"{c:.3f}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=2048, help="query positions (B * L)")
@@ -188,7 +213,13 @@ def main():
     parser.add_argument("--chunk-size", type=int, default=4096)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--markdown", metavar="REPORT",
+                        help="print the tables of a saved JSON report as Markdown, and exit")
     args = parser.parse_args()
+    if args.markdown:
+        with open(args.markdown, encoding="utf-8") as f:
+            print(render_markdown(json.load(f)))
+        return
     if args.child:
         result = measure_memory(
             args.child, args.queries, args.hidden, args.vocabularies[0], args.chunk_size, args.seed

@@ -16,6 +16,7 @@ Model pairs (`--pair`):
 Usage:
     python benchmarks/step_time.py --pair enct5 --batch 2 --steps 3
     python benchmarks/step_time.py --pair minilm --batch 32 --length 64 --steps 5
+    python benchmarks/step_time.py --markdown docs/benchmarks/step_time_enct5.json
 """
 
 import argparse
@@ -179,6 +180,26 @@ def projection_speed(model, tokens, chunk_size, repeats):
     }
 
 
+def render_markdown(report):
+    """Markdown tables of a saved report: one row per mode, then the ratios."""
+    lines = ["| mode | median ms | ms per timed step | GFLOP per step | projection share of FLOPs |",
+             "| --- | --- | --- | --- | --- |"]
+    for mode, row in report["results"].items():
+        steps = ", ".join(f"{ms:.0f}" for ms in row["ms"])
+        lines.append(f"| {mode} | {row['median_ms']:.0f} | {steps} | {row['step_gflop']:.0f} | "
+                     f"{row['projection_share_of_flops']:.3f} |")
+    lines += ["", "| ratio | value |", "| --- | --- |"]
+    lines += [f"| {name} | {value:.2f} |" for name, value in report["ratios"].items()]
+    speed = report.get("projection_vs_matmul")
+    if speed:
+        shape = speed["shape"]
+        lines += ["", f"Projection at the step's shape ({shape['queries']} x {shape['hidden']} "
+                  f"against {shape['vocabulary']} tokens): {speed['projection_ms']:.1f} ms, bare "
+                  f"matmul {speed['matmul_ms']:.1f} ms, FLOP rate "
+                  f"{speed['projection_flop_rate_vs_matmul']:.2f} of the matmul's."]
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pair", choices=("enct5", "minilm", "tiny"), default="enct5")
@@ -191,7 +212,13 @@ def main():
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="vocabulary rows per projection chunk (default: the whole table)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--markdown", metavar="REPORT",
+                        help="print the tables of a saved JSON report as Markdown, and exit")
     args = parser.parse_args()
+    if args.markdown:
+        with open(args.markdown, encoding="utf-8") as f:
+            print(render_markdown(json.load(f)))
+        return
 
     teacher, student = build_pair(args.pair, args.seed)
     x, y = batch(teacher, args.batch, args.length, args.seed)

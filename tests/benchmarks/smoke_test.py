@@ -18,7 +18,16 @@ def run(script, *args):
     return json.loads(done.stdout)
 
 
-def test_projection_benchmark():
+def markdown(script, report, tmp_path):
+    """The script's Markdown tables of a saved report."""
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report), encoding="utf-8")
+    done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--markdown", str(path)],
+                          capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout
+
+
+def test_projection_benchmark(tmp_path):
     report = run("projection.py", "--queries", "32", "--hidden", "16", "--vocabularies", "300", "--repeats", "2", "--chunk-size", "64")
     result = report["results"]["300"]
     for method in ("matmul", "naive", "projection"):
@@ -27,9 +36,11 @@ def test_projection_benchmark():
     assert "projection_flop_rate_vs_matmul" in result["ratios"]
     assert "projection_memory_vs_full_matrix" in result["ratios"]
     assert "skipped" in result["faiss"] or result["faiss"]["median_seconds"] > 0
+    assert result["projection"]["peak_extra_memory_bytes"] >= 0
+    assert "| 300 | projection |" in markdown("projection.py", report, tmp_path)
 
 
-def test_step_time_benchmark():
+def test_step_time_benchmark(tmp_path):
     report = run("step_time.py", "--pair", "tiny", "--batch", "4", "--length", "8", "--steps", "1", "--modes", "kd", "augpro_mix", "mixup")
     assert set(report["results"]) == {"kd", "augpro_mix", "mixup"}
     assert report["results"]["augpro_mix"]["projection_share_of_flops"] > 0
@@ -40,6 +51,8 @@ def test_step_time_benchmark():
     speed = report["projection_vs_matmul"]
     assert speed["shape"] == {"queries": 32, "hidden": 32, "vocabulary": 500}
     assert speed["projection_flop_rate_vs_matmul"] > 0
+    table = markdown("step_time.py", report, tmp_path)
+    assert "| augpro_mix |" in table and "| augpro_mix/mixup |" in table
 
 
 def write_sst2(folder, train_rows=160, dev_rows=32):
@@ -58,7 +71,7 @@ def write_sst2(folder, train_rows=160, dev_rows=32):
 
 def test_glue_distill_benchmark(tmp_path):
     glue_dir = write_sst2(tmp_path / "glue")
-    output = tmp_path / "report.json"
+    output = tmp_path / "saved.json"
     report = run(
         "glue_distill.py", "--glue-dir", str(glue_dir), "--size", "tiny", "--settings", "sst2_unlabeled",
         "--seeds", "0", "1", "--work-dir", str(tmp_path / "runs"), "--output", str(output),
@@ -71,11 +84,8 @@ def test_glue_distill_benchmark(tmp_path):
     assert list(setting["rows"]) == ["FT student", "KD", "KD+MixUp", "KD+AugPro-Mix", "KD+FGSM",
                                      "KD+AugPro-FGSM", "KD+AugPro-Mix+AugPro-FGSM"]
     assert 0 <= setting["truncated_dev_fraction"] <= 1
-    markdown = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "glue_distill.py"), "--markdown", str(output)],
-        capture_output=True, text=True, timeout=60, check=True,
-    ).stdout
-    assert "| KD+AugPro-Mix |" in markdown and "KD+AugPro-Mix − KD+MixUp" in markdown
+    table = markdown("glue_distill.py", report, tmp_path)
+    assert "| KD+AugPro-Mix |" in table and "KD+AugPro-Mix − KD+MixUp" in table
     for row in setting["rows"].values():
         accuracy = row["accuracy"]
         assert len(accuracy["values"]) == 2 and row["seeds"] == [0, 1]
