@@ -219,10 +219,12 @@ def _check_same(kind, saved, variables, path):
         )
 
 
-def restore_backup(model, path, restore_metrics=False):
+def restore_backup(model, path):
     """Loads a backup into `model` (built) and its optimizer (built here if needed).
 
-    Raises `ValueError` when the backup does not fit the model.
+    The running metric values are not restored here (see `metric_values` and
+    `restore_metric_values`). Raises `ValueError` when the backup does not
+    fit the model.
     """
     metadata = read_metadata(path)
     if metadata.get("format") != FORMAT_VERSION:
@@ -248,10 +250,6 @@ def restore_backup(model, path, restore_metrics=False):
         for prefix, group in (("model", variables), ("optimizer", optimizer_variables)):
             for index, variable in enumerate(group):
                 variable.assign(arrays[f"{prefix}/{index:05d}"])
-        if restore_metrics:
-            restore_metric_values(model, {
-                key[len("metrics/"):]: arrays[key] for key in arrays.files if key.startswith("metrics/")
-            })
     return metadata
 
 
