@@ -1,5 +1,6 @@
 """Knowledge distillation with AugPro and the paper's baselines."""
 
+import contextlib
 import dataclasses
 import inspect
 import random
@@ -235,7 +236,9 @@ class Distiller(keras.Model):
         self._steps_to_skip = 0
         self._pending_metric_values = None
         # Teacher and student arrive built and the projection has no weights,
-        # so the Distiller is built (saving and `load_model` rely on it).
+        # so the Distiller is built (saving and `load_model` rely on it). Not
+        # `self.build()`: Keras's build wrapper would lock the state, and the
+        # compiled metrics are still added later.
         self.projection.built = True
         self.built = True
 
@@ -366,12 +369,8 @@ class Distiller(keras.Model):
                 arguments["x"], arguments["initial_epoch"] = backup._prepare(
                     self, x, arguments["initial_epoch"], arguments["steps_per_epoch"]
                 )
-            return super().fit(**arguments)
-        except tf.errors.InvalidArgumentError as error:
-            replacement = self._input_error(error)
-            if replacement is None:
-                raise
-            raise replacement from None
+            with self._input_errors_as_value_errors():
+                return super().fit(**arguments)
         except callbacks_lib.NonFiniteLossError as error:
             latest = backup.latest() if backup is not None else None
             if latest is None:
@@ -394,13 +393,8 @@ class Distiller(keras.Model):
         Token ids outside the vocabulary and labels outside the classes raise
         a `ValueError` that names them.
         """
-        try:
+        with self._input_errors_as_value_errors():
             return super().evaluate(*args, **kwargs)
-        except tf.errors.InvalidArgumentError as error:
-            replacement = self._input_error(error)
-            if replacement is None:
-                raise
-            raise replacement from None
 
     def make_train_function(self, force=False):
         super().make_train_function(force=force)
@@ -498,6 +492,17 @@ class Distiller(keras.Model):
                 )
             )
         return [c for c in checks if c is not None]
+
+    @contextlib.contextmanager
+    def _input_errors_as_value_errors(self):
+        """Re-raises a failed input check as the `ValueError` of `_input_error`."""
+        try:
+            yield
+        except tf.errors.InvalidArgumentError as error:
+            replacement = self._input_error(error)
+            if replacement is None:
+                raise
+            raise replacement from None
 
     def _input_error(self, error):
         """A `ValueError` for a failed input check, or `None` for other errors."""
