@@ -122,7 +122,11 @@ class EmbeddingProjection(keras.layers.Layer):
         queries = sim.prepare_queries(ops.reshape(embeddings, (-1, width)), self.similarity)
         num_queries = ops.shape(queries)[0]
 
-        # Which chunks hold excluded ids: only those pay the masking pass.
+        # The last chunk is shifted back to stay inside the table; rows seen
+        # twice cannot win twice because only a strictly better score
+        # replaces the current answer (which also keeps ties on the lowest
+        # id, as chunks come in increasing order). Only the chunks that hold
+        # excluded ids pay the masking pass.
         starts = [min(i * chunk, vocabulary_size - chunk) for i in range(num_chunks)]
         chunk_has_excluded = [bool(excluded[s:s + chunk].any()) for s in starts]
         excluded = ops.convert_to_tensor(excluded)
@@ -148,13 +152,8 @@ class EmbeddingProjection(keras.layers.Layer):
             best = tf.gather(scores, index, batch_dims=1)
             return best, index + ops.cast(start, "int32")
 
-        def merge(i, state, has_excluded):
+        def merge(start, state, has_excluded):
             best, index = state
-            # The last chunk is shifted back to stay inside the table; rows
-            # seen twice cannot win twice because only a strictly better
-            # score replaces the current answer (which also keeps ties on
-            # the lowest id, as chunks come in increasing order).
-            start = ops.minimum(i * chunk, vocabulary_size - chunk)
             chunk_best, chunk_index = best_in_chunk(start, has_excluded)
             better = chunk_best > best
             return ops.where(better, chunk_best, best), ops.where(better, chunk_index, index)
@@ -169,11 +168,14 @@ class EmbeddingProjection(keras.layers.Layer):
             # One chunk at a time: the chunks' products do not depend on the
             # loop state, so a parallel loop (`ops.fori_loop` allows ten
             # iterations at once) would hold ten blocks and thrash the cache.
+            starts_by_chunk = tf.constant(starts, dtype=tf.int32)
             has_excluded_by_chunk = tf.constant(chunk_has_excluded)
             _, _, token_ids = tf.while_loop(
                 lambda i, *_: i < num_chunks,
                 lambda i, best, index: (
-                    i + 1, *merge(i, (best, index), tf.gather(has_excluded_by_chunk, i))
+                    i + 1,
+                    *merge(tf.gather(starts_by_chunk, i), (best, index),
+                           tf.gather(has_excluded_by_chunk, i)),
                 ),
                 (tf.constant(0), *state),
                 parallel_iterations=1,
