@@ -184,13 +184,13 @@ def run_setting(setting, args, report, save):
         seconds = {name: [] for name in ROWS}
         for seed in args.seeds:
             seeded = dataclasses.replace(session, config=dict(config, seed=seed))
-            for name in ROWS:
+            for run in [None] + RUNS:  # None: the FT student
+                name = "FT student" if run is None else run["name"]
                 keras.utils.set_random_seed(seed)
-                if name == "FT student":
+                if run is None:
                     _, metrics, details = training.finetune(
                         seeded, factory.new(), name, data.train, section="distill")
                 else:
-                    run = next(r for r in RUNS if r["name"] == name)
                     _, metrics, details = training.distill(seeded, teacher, factory.new(), run)
                 per_row[name].append(metrics)
                 seconds[name].append(details["train_seconds"])

@@ -156,21 +156,33 @@ def memory_in_subprocess(method, args, vocabulary):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def in_turns(names, rounds):
+    """Yields `names` once per round, the order rotating every round, so that a
+    change of machine load reaches every name alike."""
+    names = list(names)
+    for round_index in range(rounds):
+        shift = round_index % len(names)
+        yield from names[shift:] + names[:shift]
+
+
+def time_in_turns(calls, repeats):
+    """`{name: [seconds]}` of `repeats` calls of each function, taken in turns."""
+    times = {name: [] for name in calls}
+    for name in in_turns(calls, repeats):
+        start = time.perf_counter()
+        calls[name]()
+        times[name].append(time.perf_counter() - start)
+    return times
+
+
 def time_interleaved(args, vocabulary):
-    """Median seconds of every method; the methods take turns call by call,
-    so a change of machine load reaches all of them alike."""
+    """Median seconds of every method, the methods timed in turns call by call."""
     calls = {m: build_call(m, args.queries, args.hidden, vocabulary, args.chunk_size, args.seed)
              for m in METHODS}
-    ready = [m for m in METHODS if not isinstance(calls[m], dict)]
-    for method in ready:
-        calls[method]()  # warm-up: first allocations
-    times = {m: [] for m in ready}
-    for repeat in range(args.repeats):
-        shift = repeat % len(ready)
-        for method in ready[shift:] + ready[:shift]:
-            start = time.perf_counter()
-            calls[method]()
-            times[method].append(time.perf_counter() - start)
+    ready = {m: call for m, call in calls.items() if not isinstance(call, dict)}
+    for call in ready.values():
+        call()  # warm-up: first allocations
+    times = time_in_turns(ready, args.repeats)
     flops = 2.0 * args.queries * vocabulary * args.hidden
     results = {m: calls[m] for m in METHODS if m not in ready}
     for method in ready:

@@ -29,6 +29,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# The script's own folder is on `sys.path` when it runs, so its sibling imports.
+from projection import build_call  # noqa: E402
+from projection import in_turns  # noqa: E402
+from projection import time_in_turns  # noqa: E402
+
 MODES = {
     "kd": [],
     "mixup": ["mixup"],
@@ -143,11 +148,9 @@ def time_modes(teacher, student, modes, x, y, warmup, steps, jit_compile, chunk_
         distiller.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0)
         distillers[mode] = distiller
     timers = {mode: StepTimer() for mode in modes}
-    for step in range(steps):
-        shift = step % len(modes)
-        for mode in modes[shift:] + modes[:shift]:
-            distillers[mode].fit(dataset, steps_per_epoch=1, epochs=1, verbose=0,
-                                 callbacks=[timers[mode].callback])
+    for mode in in_turns(modes, steps):
+        distillers[mode].fit(dataset, steps_per_epoch=1, epochs=1, verbose=0,
+                             callbacks=[timers[mode].callback])
     return {
         mode: {"median_ms": 1000 * statistics.median(timers[mode].times),
                "ms": [1000 * t for t in timers[mode].times]}
@@ -158,19 +161,11 @@ def time_modes(teacher, student, modes, x, y, warmup, steps, jit_compile, chunk_
 def projection_speed(model, tokens, chunk_size, repeats):
     """The projection onto `model`'s vocabulary against a bare matmul of the
     same shape (`[tokens, H] x [H, V]`), timed in turns (see projection.py)."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from projection import build_call
-
     shape = (tokens, model.embedding_dim, model.vocabulary_size)
     calls = {m: build_call(m, *shape, chunk_size=chunk_size, seed=0) for m in ("matmul", "projection")}
-    times = {m: [] for m in calls}
     for call in calls.values():
         call()
-    for repeat in range(repeats):
-        for method in (("matmul", "projection") if repeat % 2 == 0 else ("projection", "matmul")):
-            start = time.perf_counter()
-            calls[method]()
-            times[method].append(time.perf_counter() - start)
+    times = time_in_turns(calls, repeats)
     medians = {m: statistics.median(t) for m, t in times.items()}
     return {
         "shape": {"queries": tokens, "hidden": shape[1], "vocabulary": shape[2]},
