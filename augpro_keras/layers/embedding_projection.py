@@ -11,6 +11,43 @@ from augpro_keras.api_export import export
 from augpro_keras.layers import similarity as sim
 
 
+# Columns per group in `_first_maximum_in_groups`: large enough that the
+# second argmax (over one group per row) costs little, and a divisor of the
+# usual chunk sizes (powers of two).
+_GROUP = 128
+
+
+def _first_maximum(scores):
+    """Each row's largest score of `[N, C]` and its first column, in one pass.
+
+    TensorFlow's and XLA's argmax return the lowest index on ties (tested),
+    which saves a compare-and-min pass; the best score is then gathered, not
+    reduced in another pass. (`keras.ops.argmax` would add three passes to
+    order -0.0 below 0.0, a distinction no similarity needs.)
+    """
+    index = tf.argmax(scores, axis=1, output_type=tf.int32)
+    return tf.gather(scores, index, batch_dims=1), index
+
+
+def _first_maximum_in_groups(scores):
+    """The same answer as `_first_maximum`, in less time on CPU.
+
+    An argmax carries an (index, value) pair through the reduction and is not
+    vectorised, while a max is. So the row maxima of groups of `_GROUP`
+    consecutive columns come first, then the argmax over those group maxima
+    (the first group that holds the row's maximum), then the argmax inside
+    that one group (its first column with the maximum). Both argmaxes see
+    1/`_GROUP` of the block, and ties still go to the lowest column.
+    """
+    groups = tf.reshape(scores, (tf.shape(scores)[0], -1, _GROUP))
+    group_maxima = tf.reduce_max(groups, axis=2)
+    group_index = tf.argmax(group_maxima, axis=1, output_type=tf.int32)
+    winning_group = tf.gather(groups, group_index, batch_dims=1)
+    within = tf.argmax(winning_group, axis=1, output_type=tf.int32)
+    best = tf.gather(group_maxima, group_index, batch_dims=1)
+    return best, group_index * _GROUP + within
+
+
 @export
 class EmbeddingProjection(keras.layers.Layer):
     """Projects each embedding vector to its most similar vocabulary token.
@@ -29,7 +66,8 @@ class EmbeddingProjection(keras.layers.Layer):
     With `chunk_size`, the vocabulary is scanned in chunks of that many rows
     and only a `[B * L, chunk_size]` block of similarities exists at a time,
     so memory does not grow with the vocabulary. The answer is exactly the
-    same as without chunks for every chunk size.
+    same as without chunks for every chunk size. Chunks of a multiple of 128
+    rows (4096, 8192, ...) search each block for its best token faster.
 
     Args:
         similarity: "cosine" (default, as in the paper), "dot" (inner
@@ -143,13 +181,7 @@ class EmbeddingProjection(keras.layers.Layer):
                 scores = masked() if has_excluded else scores
             else:
                 scores = tf.cond(has_excluded, masked, lambda: scores)
-            # TensorFlow's and XLA's argmax return the lowest index on ties
-            # (tested), which saves a compare-and-min pass over the block;
-            # the best score is then gathered, not reduced in another pass.
-            # (`keras.ops.argmax` would add three passes to order -0.0
-            # below 0.0, a distinction no similarity needs.)
-            index = tf.argmax(scores, axis=1, output_type=tf.int32)
-            best = tf.gather(scores, index, batch_dims=1)
+            best, index = first_maximum(scores)
             return best, index + ops.cast(start, "int32")
 
         def merge(start, state, has_excluded):
@@ -158,6 +190,7 @@ class EmbeddingProjection(keras.layers.Layer):
             better = chunk_best > best
             return ops.where(better, chunk_best, best), ops.where(better, chunk_index, index)
 
+        first_maximum = _first_maximum_in_groups if chunk % _GROUP == 0 else _first_maximum
         state = (
             ops.full((num_queries,), -np.inf, dtype="float32"),
             ops.full((num_queries,), first_allowed, dtype="int32"),

@@ -5,6 +5,7 @@ Shared by `EmbeddingProjection` (nearest token) and the KNN baseline
 answers do not change under a `mixed_bfloat16` policy.
 """
 
+import tensorflow as tf
 from keras import ops
 
 SIMILARITIES = ("cosine", "dot", "l2")
@@ -41,7 +42,8 @@ def scores(prepared_queries, table_rows, similarity):
     table_rows = ops.cast(table_rows, "float32")
     if similarity == "cosine":
         table_rows = l2_normalize(table_rows)
-    dots = ops.matmul(prepared_queries, ops.transpose(table_rows))
+    # `transpose_b` reads the rows in place; `ops.transpose` would copy them.
+    dots = tf.matmul(prepared_queries, table_rows, transpose_b=True)
     if similarity == "l2":
         return 2.0 * dots - ops.sum(ops.square(table_rows), axis=-1)[None, :]
     return dots

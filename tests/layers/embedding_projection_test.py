@@ -150,3 +150,29 @@ def test_same_answer_under_xla(chunk_size):
     np.testing.assert_array_equal(
         compiled(embeddings, table).numpy(), brute_force(embeddings, table, "cosine", (0, 1))
     )
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "dot", "l2"])
+@pytest.mark.parametrize("chunk_size", [None, 128, 256])
+def test_grouped_search_matches_brute_force_with_ties(similarity, chunk_size):
+    # Chunks of a multiple of 128 rows (and a whole table of 640 rows) take
+    # the grouped search; copies of the best rows sit in the same group, in
+    # other groups and in other chunks, so only the lowest id may win.
+    rng = np.random.default_rng(6)
+    table = rng.normal(size=(640, 8)).astype("float32")
+    for copy_to in (5, 130, 300, 639):
+        table[copy_to] = table[400]
+    for copy_to in (260, 261, 600):
+        table[copy_to] = table[270]
+    embeddings = rng.normal(size=(4, 6, 8)).astype("float32")
+    embeddings[0, :2] = table[400] + 0.01 * rng.normal(size=(2, 8))
+    embeddings[1, :2] = table[270] * 2.0
+    excluded = (0, 5, 129)
+    layer = EmbeddingProjection(similarity, chunk_size=chunk_size, excluded_token_ids=excluded)
+    got = layer(embeddings, table).numpy()
+    np.testing.assert_array_equal(got, brute_force(embeddings, table, similarity, excluded))
+    if similarity == "cosine":
+        np.testing.assert_array_equal(got[0, :2], [130, 130])
+        np.testing.assert_array_equal(got[1, :2], [260, 260])
+    compiled = tf.function(lambda e, t: layer(e, t), jit_compile=True)
+    np.testing.assert_array_equal(compiled(embeddings, table).numpy(), got)
