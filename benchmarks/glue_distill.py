@@ -35,6 +35,8 @@ vocabulary trained on the spot, for smoke tests.
 Usage:
     python benchmarks/glue_distill.py --glue-dir ../shared/data/glue \\
         --output docs/benchmarks/glue_distill.json
+    python benchmarks/glue_distill.py --glue-dir ../shared/data/glue --settings sst2_1k \\
+        --rows KD+FGSM --fgsm-relative-epsilon 0.01     # one row, another FGSM step
     python benchmarks/glue_distill.py --markdown docs/benchmarks/glue_distill.json
 """
 
@@ -49,17 +51,23 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-FGSM = {"type": "fgsm", "relative_epsilon": 0.1}
+FGSM_RELATIVE_EPSILON = 0.1
 AUGPRO_FGSM = {"type": "augpro_fgsm", "relative_epsilon": 3.0}
-RUNS = [
-    {"name": "KD", "augmentations": []},
-    {"name": "KD+MixUp", "augmentations": ["mixup"]},
-    {"name": "KD+AugPro-Mix", "augmentations": ["augpro_mix"]},
-    {"name": "KD+FGSM", "augmentations": [FGSM]},
-    {"name": "KD+AugPro-FGSM", "augmentations": [AUGPRO_FGSM]},
-    {"name": "KD+AugPro-Mix+AugPro-FGSM", "augmentations": ["augpro_mix", AUGPRO_FGSM]},
-]
-ROWS = ["FT student"] + [run["name"] for run in RUNS]
+ROWS = ["FT student", "KD", "KD+MixUp", "KD+AugPro-Mix", "KD+FGSM", "KD+AugPro-FGSM",
+        "KD+AugPro-Mix+AugPro-FGSM"]
+
+
+def distillation_runs(fgsm_relative_epsilon=FGSM_RELATIVE_EPSILON):
+    """The command line tool's run specs of every row but the FT student."""
+    fgsm = {"type": "fgsm", "relative_epsilon": fgsm_relative_epsilon}
+    return [
+        {"name": "KD", "augmentations": []},
+        {"name": "KD+MixUp", "augmentations": ["mixup"]},
+        {"name": "KD+AugPro-Mix", "augmentations": ["augpro_mix"]},
+        {"name": "KD+FGSM", "augmentations": [fgsm]},
+        {"name": "KD+AugPro-FGSM", "augmentations": [AUGPRO_FGSM]},
+        {"name": "KD+AugPro-Mix+AugPro-FGSM", "augmentations": ["augpro_mix", AUGPRO_FGSM]},
+    ]
 
 # task, overrides of the data section, and the schedule (epochs x steps per epoch)
 SETTINGS = {
@@ -110,7 +118,8 @@ def build_config(setting, args):
                      "learning_rate": 5e-5},
         "student": {"type": "bert_from_teacher", "num_layers": 2, "dropout": 0.1},
         "distill": {"epochs": student_epochs, "steps_per_epoch": student_steps,
-                    "learning_rate": 1e-3, "projection_chunk_size": 8192, "runs": RUNS},
+                    "learning_rate": 1e-3, "projection_chunk_size": 8192,
+                    "runs": distillation_runs(args.fgsm_relative_epsilon)},
         "runtime": {"strategy": "cpu", "verbose": 0, "jit_compile": args.jit_compile},
         "tensorboard": {"enabled": False},
     }
@@ -126,6 +135,12 @@ def build_config(setting, args):
         raw["finetune"].update(epochs=1, steps_per_epoch=2, learning_rate=1e-3)
         raw["distill"].update(epochs=1, steps_per_epoch=2, learning_rate=1e-3)
     return config_lib.validate(raw)
+
+
+def selected_runs(args):
+    """`[None (the FT student) or run spec]` of the rows asked for, in table order."""
+    runs = {run["name"]: run for run in distillation_runs(args.fgsm_relative_epsilon)}
+    return [runs.get(name) for name in ROWS if name in args.rows]
 
 
 def summarize(per_seed):
@@ -180,11 +195,11 @@ def run_setting(setting, args, report, save):
         entry["teacher"] = {"metrics": metrics, **details}
         save()
         factory = StudentFactory(config, teacher, session.tokenizer, data, session.strategy)
-        per_row = {name: [] for name in ROWS}
-        seconds = {name: [] for name in ROWS}
+        per_row = {name: [] for name in args.rows}
+        seconds = {name: [] for name in args.rows}
         for seed in args.seeds:
             seeded = dataclasses.replace(session, config=dict(config, seed=seed))
-            for run in [None] + RUNS:  # None: the FT student
+            for run in selected_runs(args):  # None: the FT student
                 name = "FT student" if run is None else run["name"]
                 keras.utils.set_random_seed(seed)
                 if run is None:
@@ -257,6 +272,11 @@ def main(argv=None):
     parser.add_argument("--markdown", metavar="REPORT", nargs="+",
                         help="print the tables of saved JSON reports as Markdown, and exit")
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    parser.add_argument("--rows", nargs="+", choices=ROWS, default=ROWS,
+                        help="train only these rows (the teacher is fine-tuned all the same)")
+    parser.add_argument("--fgsm-relative-epsilon", type=float, default=FGSM_RELATIVE_EPSILON,
+                        help="KD+FGSM's step size, a multiple of the standard deviation of "
+                             "the student's embedding table")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--size", choices=("minilm", "tiny"), default="minilm",
@@ -281,7 +301,8 @@ def main(argv=None):
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "size": args.size,
         "seeds": args.seeds,
-        "augmentations": {run["name"]: run["augmentations"] for run in RUNS},
+        "augmentations": {run["name"]: run["augmentations"]
+                          for run in selected_runs(args) if run is not None},
         "settings": {},
     }
 

@@ -67,7 +67,8 @@ class EmbeddingProjection(keras.layers.Layer):
     and only a `[B * L, chunk_size]` block of similarities exists at a time,
     so memory does not grow with the vocabulary. The answer is exactly the
     same as without chunks for every chunk size. Chunks of a multiple of 128
-    rows (4096, 8192, ...) search each block for its best token faster.
+    rows (4096, 8192, ...) and the whole table (`None`) take a faster search
+    for each block's best token than other chunk sizes.
 
     Args:
         similarity: "cosine" (default, as in the paper), "dot" (inner
@@ -151,10 +152,10 @@ class EmbeddingProjection(keras.layers.Layer):
                 f"The embeddings have width {embeddings.shape[-1]} but the "
                 f"embedding matrix has rows of width {width}; they must match."
             )
-        excluded = self._excluded_mask(vocabulary_size)
+        is_excluded = self._excluded_mask(vocabulary_size)
         chunk = vocabulary_size if self.chunk_size is None else min(self.chunk_size, vocabulary_size)
         num_chunks = math.ceil(vocabulary_size / chunk)
-        first_allowed = int(np.argmin(excluded))
+        first_allowed = int(np.argmin(is_excluded))
 
         batch_shape = ops.shape(embeddings)[:-1]
         queries = sim.prepare_queries(ops.reshape(embeddings, (-1, width)), self.similarity)
@@ -166,37 +167,46 @@ class EmbeddingProjection(keras.layers.Layer):
         # id, as chunks come in increasing order). Only the chunks that hold
         # excluded ids pay the masking pass.
         starts = [min(i * chunk, vocabulary_size - chunk) for i in range(num_chunks)]
-        chunk_has_excluded = [bool(excluded[s:s + chunk].any()) for s in starts]
-        excluded = ops.convert_to_tensor(excluded)
+        chunk_has_excluded = [bool(is_excluded[s:s + chunk].any()) for s in starts]
+        excluded = ops.convert_to_tensor(is_excluded)
 
-        def best_in_chunk(start, has_excluded):
-            rows = ops.slice(embedding_matrix, (start, 0), (chunk, width))
+        def best_in_chunk(start, size, has_excluded):
+            rows = ops.slice(embedding_matrix, (start, 0), (size, width))
             scores = sim.scores(queries, rows, self.similarity)
 
             def masked():
-                chunk_excluded = ops.slice(excluded, (start,), (chunk,))
+                chunk_excluded = ops.slice(excluded, (start,), (size,))
                 return ops.where(chunk_excluded[None, :], -np.inf, scores)
 
             if isinstance(has_excluded, bool):
                 scores = masked() if has_excluded else scores
             else:
                 scores = tf.cond(has_excluded, masked, lambda: scores)
+            first_maximum = _first_maximum_in_groups if size % _GROUP == 0 else _first_maximum
             best, index = first_maximum(scores)
             return best, index + ops.cast(start, "int32")
 
-        def merge(start, state, has_excluded):
+        def merge(start, size, state, has_excluded):
             best, index = state
-            chunk_best, chunk_index = best_in_chunk(start, has_excluded)
+            chunk_best, chunk_index = best_in_chunk(start, size, has_excluded)
             better = chunk_best > best
             return ops.where(better, chunk_best, best), ops.where(better, chunk_index, index)
 
-        first_maximum = _first_maximum_in_groups if chunk % _GROUP == 0 else _first_maximum
         state = (
             ops.full((num_queries,), -np.inf, dtype="float32"),
             ops.full((num_queries,), first_allowed, dtype="int32"),
         )
         if num_chunks == 1:
-            _, token_ids = merge(0, state, chunk_has_excluded[0])
+            # The whole table: a block of a multiple of `_GROUP` rows takes the
+            # grouped search, and the last `_GROUP` rows cover the remainder.
+            blocks = [(0, vocabulary_size)]
+            if vocabulary_size % _GROUP and vocabulary_size > _GROUP:
+                blocks = [(0, vocabulary_size - vocabulary_size % _GROUP),
+                          (vocabulary_size - _GROUP, _GROUP)]
+            for start, size in blocks:
+                has_excluded = bool(is_excluded[start:start + size].any())
+                state = merge(start, size, state, has_excluded)
+            token_ids = state[1]
         else:
             # One chunk at a time: the chunks' products do not depend on the
             # loop state, so a parallel loop (`ops.fori_loop` allows ten
@@ -207,7 +217,7 @@ class EmbeddingProjection(keras.layers.Layer):
                 lambda i, *_: i < num_chunks,
                 lambda i, best, index: (
                     i + 1,
-                    *merge(tf.gather(starts_by_chunk, i), (best, index),
+                    *merge(tf.gather(starts_by_chunk, i), chunk, (best, index),
                            tf.gather(has_excluded_by_chunk, i)),
                 ),
                 (tf.constant(0), *state),

@@ -91,3 +91,17 @@ def test_glue_distill_benchmark(tmp_path):
         assert len(accuracy["values"]) == 2 and row["seeds"] == [0, 1]
         assert accuracy["mean"] == pytest.approx(sum(accuracy["values"]) / 2)
         assert accuracy["std"] >= 0
+
+
+def test_glue_distill_benchmark_selected_rows_and_fgsm_step(tmp_path):
+    glue_dir = write_sst2(tmp_path / "glue")
+    report = run(
+        "glue_distill.py", "--glue-dir", str(glue_dir), "--size", "tiny", "--settings", "sst2_1k",
+        "--seeds", "3", "--rows", "KD+FGSM", "KD", "--fgsm-relative-epsilon", "0.02",
+        "--work-dir", str(tmp_path / "runs"),
+    )
+    assert report["augmentations"] == {
+        "KD": [], "KD+FGSM": [{"type": "fgsm", "relative_epsilon": 0.02}]}
+    setting = report["settings"]["sst2_1k"]
+    assert list(setting["rows"]) == ["KD", "KD+FGSM"]  # table order
+    assert setting["rows"]["KD+FGSM"]["seeds"] == [3]

@@ -155,12 +155,13 @@ def test_same_answer_under_xla(chunk_size):
 @pytest.mark.parametrize("similarity", ["cosine", "dot", "l2"])
 @pytest.mark.parametrize("chunk_size", [None, 128, 256])
 def test_grouped_search_matches_brute_force_with_ties(similarity, chunk_size):
-    # Chunks of a multiple of 128 rows (and a whole table of 640 rows) take
-    # the grouped search; copies of the best rows sit in the same group, in
-    # other groups and in other chunks, so only the lowest id may win.
+    # Chunks of a multiple of 128 rows take the grouped search, and so does
+    # the whole table (640 of its 700 rows, then its last 128); copies of the
+    # best rows sit in one group, in other groups, in other chunks and in the
+    # remainder, so only the lowest id may win.
     rng = np.random.default_rng(6)
-    table = rng.normal(size=(640, 8)).astype("float32")
-    for copy_to in (5, 130, 300, 639):
+    table = rng.normal(size=(700, 8)).astype("float32")
+    for copy_to in (5, 130, 300, 639, 690):
         table[copy_to] = table[400]
     for copy_to in (260, 261, 600):
         table[copy_to] = table[270]
