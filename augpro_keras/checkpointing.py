@@ -35,7 +35,7 @@ _PREFIX = "backup-"
 _TEMP_PREFIX = ".tmp-"
 
 
-def _seed_state_variables(layer):
+def seed_state_variables(layer):
     """The states of the `keras.random.SeedGenerator`s inside `layer`."""
     states = []
     for sublayer in layer._flatten_layers(include_self=True, recursive=True):
@@ -55,7 +55,7 @@ def state_variables(model):
     teacher = getattr(model, "teacher", None)
     if teacher is not None and not teacher.trainable:
         teacher_ids = {id(v) for v in teacher.variables}
-        keep = {id(v) for v in _seed_state_variables(teacher)}
+        keep = {id(v) for v in seed_state_variables(teacher)}
         variables = [v for v in variables if id(v) not in teacher_ids or id(v) in keep]
     optimizer = getattr(model, "optimizer", None)
     optimizer_variables = list(optimizer.variables) if optimizer is not None else []
@@ -67,7 +67,7 @@ def frozen_fingerprint(model):
     teacher = getattr(model, "teacher", None)
     if teacher is None or teacher.trainable:
         return []
-    seeds = {id(v) for v in _seed_state_variables(teacher)}
+    seeds = {id(v) for v in seed_state_variables(teacher)}
     return [
         float(np.sum(np.asarray(v.numpy(), dtype="float64")))
         for v in teacher.variables

@@ -51,7 +51,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-FGSM_RELATIVE_EPSILON = 0.1
+FGSM_RELATIVE_EPSILON = 0.01
 AUGPRO_FGSM = {"type": "augpro_fgsm", "relative_epsilon": 3.0}
 ROWS = ["FT student", "KD", "KD+MixUp", "KD+AugPro-Mix", "KD+FGSM", "KD+AugPro-FGSM",
         "KD+AugPro-Mix+AugPro-FGSM"]

@@ -17,6 +17,7 @@ import time
 import keras
 import numpy as np
 
+from augpro_keras import checkpointing
 from augpro_keras.cli import callbacks as callbacks_lib
 from augpro_keras.cli import inputs
 from augpro_keras.cli.config import build_augmentations
@@ -63,6 +64,21 @@ def _validation_callback(session):
     return callbacks_lib.ValidationMetrics(dataset, n, labels, session.metric_fn, session.monitor)
 
 
+def reseed_dropout(models, seed):
+    """Restarts the dropout random streams of `models` from `seed`.
+
+    Every run of a command shares the teacher, whose dropout generators
+    advance at every step; without this, a run's result would depend on the
+    runs before it, and two rows of one seed would not see the same teacher
+    noise. The generators get distinct seeds drawn from `seed`.
+    """
+    rng = np.random.default_rng(seed)
+    for model in models:
+        for state in checkpointing.seed_state_variables(model):
+            start = int(rng.integers(2**31 - 1))
+            state.assign(np.array([start, 0], dtype=state.dtype))
+
+
 def finetune(session, model, name, examples, section="finetune"):
     """Fine-tunes a classifier on labeled examples.
 
@@ -76,6 +92,7 @@ def finetune(session, model, name, examples, section="finetune"):
             the FT student (every student trains on the same schedule).
     """
     config = session.config
+    reseed_dropout([model], config["seed"])
     with session.strategy.scope():
         compile_classifier(model, config, session.data, config[section]["learning_rate"])
     dataset = inputs.train_dataset(examples, session.tokenizer, config)
@@ -131,6 +148,7 @@ def sample_batch(session, split="validation", count=None):
 def distill(session, teacher, student, run):
     """Distils `teacher` into `student` with the run's augmentations."""
     config = session.config
+    reseed_dropout([teacher, student], config["seed"])
     with session.strategy.scope():
         distiller = make_distiller(session, teacher, student, run["augmentations"])
     labeled = session.data.distill.labels is not None
