@@ -67,7 +67,8 @@ SCHEMA = {
         "str", None,
         "Folder of the outputs (models, results, TensorBoard logs); `null` means "
         "`augpro_runs/<name>` under the current directory.", nullable=True),
-    "seed": Field("int", 0, "Seed of weight initialisation, shuffling and augmentations.",
+    "seed": Field("int", 0, "Seed of weight initialisation, shuffling, dropout and augmentations; "
+                  "every run restarts from it, whatever ran before it.",
                   minimum=0),
     "data": {
         "source": Field(
