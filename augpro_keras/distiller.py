@@ -17,6 +17,7 @@ from augpro_keras import losses
 from augpro_keras.api_export import export
 from augpro_keras.layers.embedding_projection import EmbeddingProjection
 from augpro_keras.models.protocol import unpack_inputs
+from augpro_keras.replicas import first_replica_batch
 
 _FIT_SIGNATURE = inspect.signature(keras.Model.fit)
 _EMPTY_DATA = (
@@ -296,17 +297,8 @@ class Distiller(keras.Model):
                 self.optimizer.build(self.trainable_variables)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Under a multi-replica strategy Keras learns the input shapes by
-        # averaging the first batch across replicas, which fails for boolean
-        # padding masks. The first replica's batch has the same shapes and
-        # dtypes, and that is all the symbolic build reads.
         if iterator is not None and self._distribute_strategy is not None:
-            for _, _, batches in iterator:
-                data_batch = keras.tree.map_structure(
-                    lambda v: self.distribute_strategy.experimental_local_results(v)[0],
-                    next(batches),
-                )
-                break
+            data_batch = first_replica_batch(self.distribute_strategy, iterator)
             iterator = None
         if data_batch is not None and keras.utils.unpack_x_y_sample_weight(data_batch)[1] is None:
             # Unlabeled batches build the models only: metrics on labels stay

@@ -75,3 +75,24 @@ def test_unlabeled_data_under_explicit_strategies(strategies):
         "loss", "distillation_loss", "augpro_mix_loss", "augpro_mix_token_change_rate"}
     for a, b in zip(reference.student.get_weights(), distributed.student.get_weights()):
         np.testing.assert_allclose(b, a, atol=1e-5, rtol=1e-5)
+
+
+def test_plain_fit_of_a_classifier_with_boolean_masks(strategies):
+    """`model.fit`, `evaluate` and `predict` of a model alone (fine-tuning a
+    teacher) take boolean padding masks under two replicas too."""
+    results = []
+    for strategy in strategies:
+        with strategy.scope():
+            model, _ = tiny.pair()
+            model.compile(optimizer=keras.optimizers.SGD(0.5), metrics=["accuracy"],
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        data = tiny.dataset(batch_size=8)
+        assert data.element_spec[0]["padding_mask"].dtype == tf.bool
+        model.fit(data, epochs=1, verbose=0)
+        results.append((model.get_weights(), model.evaluate(data, verbose=0),
+                        model.predict(data, verbose=0)))
+    (weights, metrics, logits), (weights_2, metrics_2, logits_2) = results
+    for a, b in zip(weights, weights_2):
+        np.testing.assert_allclose(b, a, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(metrics_2, metrics, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(logits_2, logits, atol=1e-5, rtol=1e-5)

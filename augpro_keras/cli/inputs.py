@@ -197,27 +197,14 @@ def check_batch_size(batch_size, num_replicas, key):
         )
 
 
-def _int_masks(dataset):
-    """Padding masks as int32 (Keras's first-batch build under a multi-replica
-    strategy sums the batch across replicas, which boolean tensors refuse)."""
-    import tensorflow as tf
-
-    def cast(inputs):
-        return dict(inputs, padding_mask=tf.cast(inputs["padding_mask"], tf.int32))
-
-    if isinstance(dataset.element_spec, tuple):
-        return dataset.map(lambda x, y: (cast(x), y))
-    return dataset.map(cast)
-
-
 def train_dataset(examples, tokenizer, config, labeled=True):
     """Shuffled training batches of a fixed shape."""
     data = config["data"]
-    return _int_masks(make_dataset(
+    return make_dataset(
         examples.texts_a, examples.texts_b, examples.labels if labeled else None,
         tokenizer, data["sequence_length"], data["batch_size"],
         shuffle=True, seed=config["seed"], drop_remainder=True,
-    ))
+    )
 
 
 def eval_dataset(examples, tokenizer, config, with_labels=False):
@@ -235,7 +222,7 @@ def eval_dataset(examples, tokenizer, config, with_labels=False):
         padded(examples.texts_a), padded(examples.texts_b), labels, tokenizer,
         config["data"]["sequence_length"], batch, drop_remainder=True,
     )
-    return _int_masks(dataset), n
+    return dataset, n
 
 
 def pack(examples, tokenizer, sequence_length):
