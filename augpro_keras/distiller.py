@@ -17,7 +17,8 @@ from augpro_keras import losses
 from augpro_keras.api_export import export
 from augpro_keras.layers.embedding_projection import EmbeddingProjection
 from augpro_keras.models.protocol import unpack_inputs
-from augpro_keras.replicas import first_replica_batch
+from augpro_keras.replicas import first_replica_build_arguments
+from augpro_keras.replicas import first_replica_value
 
 _FIT_SIGNATURE = inspect.signature(keras.Model.fit)
 _EMPTY_DATA = (
@@ -297,9 +298,7 @@ class Distiller(keras.Model):
                 self.optimizer.build(self.trainable_variables)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if iterator is not None and self._distribute_strategy is not None:
-            data_batch = first_replica_batch(self.distribute_strategy, iterator)
-            iterator = None
+        iterator, data_batch = first_replica_build_arguments(self, iterator, data_batch)
         if data_batch is not None and keras.utils.unpack_x_y_sample_weight(data_batch)[1] is None:
             # Unlabeled batches build the models only: metrics on labels stay
             # unbuilt, as they do without an explicit strategy.
@@ -410,17 +409,14 @@ class Distiller(keras.Model):
             optional = iterator.get_next_as_optional()
             if not bool(optional.has_value()):
                 raise StopIteration
-            data = keras.tree.map_structure(self._first_replica, optional.get_value())
+            data = keras.tree.map_structure(
+                lambda v: first_replica_value(self.distribute_strategy, v), optional.get_value()
+            )
             labeled = keras.utils.unpack_x_y_sample_weight(data)[1] is not None
             self._steps_to_skip -= 1
             if self._pending_metric_values is not None:
                 self._restore_epoch_metrics(data)
         return self._step_logs(labeled)
-
-    def _first_replica(self, value):
-        if isinstance(value, tf.distribute.DistributedValues):
-            return self.distribute_strategy.experimental_local_results(value)[0]
-        return value
 
     def _restore_epoch_metrics(self, data):
         compile_metrics = getattr(self, "_compile_metrics", None)

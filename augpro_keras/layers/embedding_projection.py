@@ -161,13 +161,21 @@ class EmbeddingProjection(keras.layers.Layer):
         queries = sim.prepare_queries(ops.reshape(embeddings, (-1, width)), self.similarity)
         num_queries = ops.shape(queries)[0]
 
-        # The last chunk is shifted back to stay inside the table; rows seen
-        # twice cannot win twice because only a strictly better score
-        # replaces the current answer (which also keeps ties on the lowest
-        # id, as chunks come in increasing order). Only the chunks that hold
-        # excluded ids pay the masking pass.
-        starts = [min(i * chunk, vocabulary_size - chunk) for i in range(num_chunks)]
-        chunk_has_excluded = [bool(is_excluded[s:s + chunk].any()) for s in starts]
+        if num_chunks == 1:
+            # The whole table: a block of a multiple of `_GROUP` rows takes the
+            # grouped search, and the last `_GROUP` rows cover the remainder.
+            blocks = [(0, vocabulary_size)]
+            if vocabulary_size % _GROUP and vocabulary_size > _GROUP:
+                blocks = [(0, vocabulary_size - vocabulary_size % _GROUP),
+                          (vocabulary_size - _GROUP, _GROUP)]
+        else:
+            # The last chunk is shifted back to stay inside the table.
+            blocks = [(min(i * chunk, vocabulary_size - chunk), chunk) for i in range(num_chunks)]
+        # Rows seen twice cannot win twice because only a strictly better
+        # score replaces the current answer (which also keeps ties on the
+        # lowest id, as blocks come in increasing order). Only the blocks that
+        # hold excluded ids pay the masking pass.
+        block_has_excluded = [bool(is_excluded[s:s + n].any()) for s, n in blocks]
         excluded = ops.convert_to_tensor(is_excluded)
 
         def best_in_chunk(start, size, has_excluded):
@@ -197,22 +205,15 @@ class EmbeddingProjection(keras.layers.Layer):
             ops.full((num_queries,), first_allowed, dtype="int32"),
         )
         if num_chunks == 1:
-            # The whole table: a block of a multiple of `_GROUP` rows takes the
-            # grouped search, and the last `_GROUP` rows cover the remainder.
-            blocks = [(0, vocabulary_size)]
-            if vocabulary_size % _GROUP and vocabulary_size > _GROUP:
-                blocks = [(0, vocabulary_size - vocabulary_size % _GROUP),
-                          (vocabulary_size - _GROUP, _GROUP)]
-            for start, size in blocks:
-                has_excluded = bool(is_excluded[start:start + size].any())
+            for (start, size), has_excluded in zip(blocks, block_has_excluded):
                 state = merge(start, size, state, has_excluded)
             token_ids = state[1]
         else:
             # One chunk at a time: the chunks' products do not depend on the
             # loop state, so a parallel loop (`ops.fori_loop` allows ten
             # iterations at once) would hold ten blocks and thrash the cache.
-            starts_by_chunk = tf.constant(starts, dtype=tf.int32)
-            has_excluded_by_chunk = tf.constant(chunk_has_excluded)
+            starts_by_chunk = tf.constant([start for start, _ in blocks], dtype=tf.int32)
+            has_excluded_by_chunk = tf.constant(block_has_excluded)
             _, _, token_ids = tf.while_loop(
                 lambda i, *_: i < num_chunks,
                 lambda i, best, index: (

@@ -15,7 +15,7 @@ import keras
 from keras import ops
 
 from augpro_keras.api_export import export
-from augpro_keras.replicas import first_replica_batch
+from augpro_keras.replicas import first_replica_build_arguments
 
 
 @export
@@ -56,9 +56,7 @@ class DistillableClassifier(keras.Model):
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # `model.fit` under a multi-replica strategy with boolean padding
         # masks: build from the first replica's batch (see `replicas`).
-        if iterator is not None and self._distribute_strategy is not None:
-            data_batch = first_replica_batch(self.distribute_strategy, iterator)
-            iterator = None
+        iterator, data_batch = first_replica_build_arguments(self, iterator, data_batch)
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     # --- to implement -----------------------------------------------------
