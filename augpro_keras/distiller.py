@@ -568,6 +568,10 @@ class Distiller(keras.Model):
         """Per-replica losses and the gradients of their scaled sum."""
         with tf.GradientTape() as tape:
             total, logs, student_logits, _ = self.step_losses(x, y, step, replica_id)
+            # As Keras's own train_step: a `LossScaleOptimizer` (mixed_float16)
+            # needs the scaled loss; its `apply_gradients` unscales them and
+            # skips the step when they are not finite.
+            total = self.optimizer.scale_loss(total)
         gradients = tape.gradient(total, self.student.trainable_variables)
         return gradients, logs, student_logits
 
