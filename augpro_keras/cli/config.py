@@ -18,8 +18,10 @@ config["distill"]["epochs"]  # 1
 import copy
 import difflib
 import inspect
+import math
 import numbers
 import os
+import re
 
 import yaml
 
@@ -37,16 +39,51 @@ class ConfigError(ValueError):
 
 
 # --- loading ------------------------------------------------------------------
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading numbers as YAML 1.2 does.
+
+    PyYAML follows YAML 1.1, where a float needs a dot: `1e-3` and `2e-5`
+    stay strings. Here they are floats, as every other YAML reader and
+    Python read them.
+    """
+
+
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+# Resolvers are tried in order per first character: put ours first.
+_Loader.yaml_implicit_resolvers = {
+    key: list(value) for key, value in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _first in "-+0123456789.":
+    _Loader.yaml_implicit_resolvers.setdefault(_first, []).insert(
+        0, ("tag:yaml.org,2002:float", _FLOAT)
+    )
+
+
+def load_yaml_text(text):
+    """Parses YAML text; `1e-3` is a float (YAML 1.2), not a string."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader subclass)
+
+
 def read_yaml(path):
     """Reads a YAML config file into a dict (an empty file gives `{}`)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ConfigError([f"config file not found: {path}"])
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = yaml.safe_load(f)
-        except yaml.YAMLError as error:
-            raise ConfigError([f"not valid YAML: {error}"], source=path) from None
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = load_yaml_text(f)
+    except UnicodeDecodeError as error:
+        raise ConfigError([f"not a UTF-8 text file: byte {error.start} is "
+                           f"{error.object[error.start:error.start + 1]!r}"], source=path) from None
+    except yaml.YAMLError as error:
+        raise ConfigError([f"not valid YAML: {error}"], source=path) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -68,7 +105,7 @@ def parse_override(text):
     if not key or any(not part for part in key.split(".")):
         raise ConfigError([f"override {text!r} has an empty key"])
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
+        parsed = load_yaml_text(value) if value.strip() else None
     except yaml.YAMLError:
         parsed = value
     return key.split("."), parsed
@@ -185,7 +222,10 @@ def _check_field(key, value, field, problems):
             problems.append(f"{key}: expected a number, got {_given(value)}")
         else:
             value = float(value)
-            _check_range(key, value, field, "a number", problems)
+            if not math.isfinite(value):
+                problems.append(f"{key}: expected a finite number, got {value!r}")
+            else:
+                _check_range(key, value, field, "a number", problems)
     elif kind == "bool":
         if not isinstance(value, bool):
             problems.append(f"{key}: expected true or false, got {_given(value)}")

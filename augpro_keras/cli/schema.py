@@ -95,6 +95,10 @@ SCHEMA = {
             "str_list", None,
             "Allowed label strings of the files in class-id order; `null` reads integer "
             "ids, float scores (regression) or sorted strings.", nullable=True),
+        "allow_unseen_validation_labels": Field(
+            "bool", False,
+            "Accept validation labels that no training example has (printed as a "
+            "warning); `false`: such labels are an error, since no model can learn them."),
         "sequence_length": Field("int", 32, "Tokens per example after packing "
                                  "(`[CLS] a [SEP] b [SEP]`), padded or truncated.",
                                  minimum=3),
@@ -242,8 +246,15 @@ SCHEMA = {
             "choice", None, "Global Keras dtype policy: `mixed_bfloat16` (TPU, recent "
             "CPUs), `mixed_float16` (GPU) or `null` (float32).", nullable=True,
             choices=("mixed_bfloat16", "mixed_float16")),
-        "verbose": Field("int", 1, "Keras progress output: 0 silent, 1 progress bars, "
-                         "2 one line per epoch.", minimum=0, maximum=2),
+        "verbose": Field("int", 1, "Keras progress output: 0 silent, 1 progress bars "
+                         "(one line per epoch when the output is not a terminal, e.g. "
+                         "redirected to a file), 2 one line per epoch.", minimum=0, maximum=2),
+        "backup_every_steps": Field(
+            "int", 100,
+            "Back up the model being trained every this many optimizer steps (and at "
+            "every epoch end) into `<output_dir>/.augpro-work/`; the same command run "
+            "again after a crash or kill resumes from there, mid-epoch included. "
+            "`null`: back up at epoch ends only.", nullable=True, minimum=1),
     },
     "tensorboard": {
         "enabled": Field("bool", True, "Write TensorBoard logs under `<output_dir>/logs`."),

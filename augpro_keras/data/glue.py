@@ -275,7 +275,7 @@ def _load_tsv(task, split, glue_dir):
             text_indices = [column_index(header, c, path) for c in task.tsv_text_columns]
             label_index = column_index(header, task.tsv_label_column, path)
         except ValueError as e:
-            raise ValueError(f"{e}. {_layout(task, glue_dir)}") from None
+            raise ValueError(f"{e} {_layout(task, glue_dir)}") from None
 
     columns = [[] for _ in text_indices]
     labels = []
