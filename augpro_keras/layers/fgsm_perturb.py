@@ -1,17 +1,19 @@
 """Fast Gradient Sign Method perturbation of embeddings."""
 
 import keras
+import numpy as np
+import tensorflow as tf
 from keras import ops
 
+from augpro_keras import input_checks
 from augpro_keras.api_export import export
 
 DIRECTIONS = ("ascent", "descent", "random")
 
 
 def validate_epsilon(epsilon, name="epsilon"):
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon < 0:
-        raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={epsilon!r}")
-    return float(epsilon)
+    """A finite Python number >= 0, as a float; `ValueError` naming `name` otherwise."""
+    return input_checks.validate_number(epsilon, name, minimum=0)
 
 
 def validate_direction(direction):
@@ -35,10 +37,27 @@ class FGSMPerturb(keras.layers.Layer):
 
     Every entry at a real token moves by exactly `+epsilon` or `-epsilon`:
     an entry whose gradient is exactly zero moves as if its sign were
-    positive. Entries at padding positions are returned unchanged.
+    positive. Entries at padding positions are returned unchanged. The
+    step is a constant of the output: `x' = x + stop_gradient(delta)`, so
+    a gradient reaches `x` (and the table it was looked up from) unchanged
+    and none reaches `epsilon`.
+
+    Non-finite gradients: in eager mode a gradient with a NaN or infinite
+    entry raises `ValueError` (it says how many and where the first is).
+    Inside a `tf.function` (and under XLA) such entries do not move: their
+    embedding entry is returned unchanged, so a NaN gradient never turns
+    into a step of `epsilon` in an arbitrary direction.
+
+    Boundary checks: `epsilon` must be a finite number >= 0 (constructor
+    and call). `gradient` must have the shape of `embeddings` and
+    `padding_mask` the shape of `embeddings` without its last axis (static
+    shapes, checked when known; the error names both). A tensor `epsilon`
+    given to `call` is checked eagerly, by an assertion inside a
+    `tf.function`, and not at all under XLA, which drops assertions.
 
     Args:
-        epsilon: step size >= 0, in the units of the embedding table.
+        epsilon: step size, a finite number >= 0, in the units of the
+            embedding table.
         direction: "ascent", "descent" or "random".
         seed: optional int seed for the "random" direction.
         **kwargs: standard `keras.layers.Layer` arguments.
@@ -76,11 +95,20 @@ class FGSMPerturb(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, embeddings, gradient=None, padding_mask=None, epsilon=None):
+        embeddings = ops.convert_to_tensor(embeddings)
+        if gradient is not None:
+            gradient = ops.convert_to_tensor(gradient)
+            input_checks.check_shape(gradient.shape, embeddings.shape, "gradient", "the embeddings")
+        if padding_mask is not None:
+            padding_mask = ops.convert_to_tensor(padding_mask)
+            check_padding_mask(padding_mask, embeddings)
+        step = self.epsilon if epsilon is None else checked_epsilon(epsilon)
         if self.direction == "random":
             gradient = keras.random.uniform(ops.shape(embeddings), -1.0, 1.0, seed=self.seed_generator)
         elif gradient is None:
             raise ValueError(f"direction={self.direction!r} needs a `gradient`.")
-        step = self.epsilon if epsilon is None else epsilon
+        elif tf.executing_eagerly():
+            raise_if_not_finite(gradient)
         direction = "descent" if self.direction == "descent" else "ascent"
         return fgsm_step(embeddings, gradient, step, direction, padding_mask)
 
@@ -95,16 +123,64 @@ class FGSMPerturb(keras.layers.Layer):
         return config
 
 
-def fgsm_step(embeddings, gradient, epsilon, direction="ascent", padding_mask=None):
-    """`embeddings + epsilon * s`, `s = sign(gradient)` (zeros count as +1), negated for "descent".
+def check_padding_mask(padding_mask, embeddings):
+    """Static check: `padding_mask` has the shape of `embeddings` without its last axis."""
+    shape = tf.TensorShape(embeddings.shape)
+    expected = shape[:-1] if shape.rank is not None else tf.TensorShape(None)
+    input_checks.check_shape(padding_mask.shape, expected, "padding_mask", "the embeddings' leading axes")
 
-    Padding positions are left unchanged. `epsilon` may be a Python number
-    or a scalar tensor.
+
+def checked_epsilon(epsilon):
+    """A call-time epsilon: a Python number (validated) or a scalar tensor (checked)."""
+    if not tf.is_tensor(epsilon) and not isinstance(epsilon, (np.ndarray, keras.KerasTensor)):
+        return validate_epsilon(epsilon)
+    epsilon = tf.convert_to_tensor(epsilon, "float32")
+    if epsilon.shape.rank not in (None, 0):
+        raise ValueError(f"`epsilon` must be a scalar. Received a tensor of shape {epsilon.shape}.")
+    checks = input_checks.check_values(
+        tf.logical_and(tf.math.is_finite(epsilon), epsilon >= 0),
+        "`epsilon` must be a finite number >= 0.",
+        () if tf.executing_eagerly() else ("received epsilon=", epsilon),
+        lambda: f"Received epsilon={float(epsilon)!r}.",
+    )
+    return input_checks.with_checks(epsilon, checks)
+
+
+def raise_if_not_finite(gradient):
+    """Eager only: `ValueError` when `gradient` holds a NaN or infinite entry."""
+    values = np.asarray(gradient)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"The gradient holds {int(bad.sum())} non-finite entries (of {values.size}; the "
+            f"first at index {first} is {float(values[first])}). FGSM needs a finite gradient; "
+            "a NaN gradient usually means the loss is already NaN."
+        )
+
+
+def fgsm_delta(embeddings, gradient, epsilon, direction="ascent", padding_mask=None):
+    """The FGSM step `epsilon * s` (float32, shape of `embeddings`), `s = sign(gradient)`.
+
+    Zeros count as +1, `s` is negated for "descent"; entries at padding
+    positions and entries whose gradient is NaN or infinite get 0.
     """
-    signs = ops.where(ops.cast(gradient, "float32") >= 0, 1.0, -1.0)
+    gradient = ops.cast(gradient, "float32")
+    signs = ops.where(gradient >= 0, 1.0, -1.0)
     if direction == "descent":
         signs = -signs
-    delta = ops.cast(epsilon, "float32") * signs
+    move = ops.isfinite(gradient)
     if padding_mask is not None:
-        delta = delta * ops.cast(padding_mask, "float32")[..., None]
-    return embeddings + ops.cast(delta, embeddings.dtype)
+        move = ops.logical_and(move, ops.cast(padding_mask, "bool")[..., None])
+    return ops.where(move, ops.cast(epsilon, "float32") * signs, 0.0)
+
+
+def fgsm_step(embeddings, gradient, epsilon, direction="ascent", padding_mask=None):
+    """`embeddings + stop_gradient(delta)` with `delta = fgsm_delta(...)`.
+
+    Padding positions and entries with a non-finite gradient are left
+    unchanged. `epsilon` may be a Python number or a scalar tensor. The
+    gradient with respect to `embeddings` passes through unchanged.
+    """
+    delta = fgsm_delta(embeddings, gradient, epsilon, direction, padding_mask)
+    return embeddings + ops.stop_gradient(ops.cast(delta, embeddings.dtype))

@@ -71,3 +71,83 @@ def test_bad_arguments(kwargs, message):
 def test_gradient_required_unless_random():
     with pytest.raises(ValueError, match="needs a `gradient`"):
         FGSMPerturb(1.0)(np.zeros((1, 2, 2), "float32"))
+
+
+@pytest.mark.parametrize("epsilon", [float("nan"), float("inf"), -0.5, True, "0.1", None])
+def test_non_finite_negative_or_non_number_epsilon_is_refused(epsilon):
+    with pytest.raises(ValueError, match=r"`epsilon` must be a finite number >= 0\. Received: epsilon="):
+        FGSMPerturb(epsilon)
+
+
+def test_call_time_epsilon_is_checked():
+    embeddings, gradient = np.zeros((1, 2, 2), "float32"), np.ones((1, 2, 2), "float32")
+    layer = FGSMPerturb(1.0)
+    with pytest.raises(ValueError, match=r"epsilon=nan"):
+        layer(embeddings, gradient, epsilon=float("nan"))
+    with pytest.raises(ValueError, match=r"finite number >= 0\. Received epsilon=-2\.0"):
+        layer(embeddings, gradient, epsilon=tf.constant(-2.0))
+    with pytest.raises(ValueError, match="must be a scalar"):
+        layer(embeddings, gradient, epsilon=tf.constant([0.1, 0.2]))
+
+    @tf.function
+    def graph(epsilon):
+        return layer(embeddings, gradient, epsilon=epsilon)
+
+    np.testing.assert_allclose(graph(tf.constant(0.5)).numpy(), 0.5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`epsilon` must be a finite number >= 0"):
+        graph(tf.constant(float("inf")))
+
+
+def test_nan_gradient_raises_in_eager_mode():
+    embeddings = np.zeros((2, 3, 4), "float32")
+    gradient = np.ones((2, 3, 4), "float32")
+    gradient[1, 2, 3] = np.nan
+    gradient[0, 1, 0] = np.inf
+    with pytest.raises(ValueError, match=r"2 non-finite entries \(of 24; the first at index \(0, 1, 0\) is inf\)"):
+        FGSMPerturb(0.1)(embeddings, gradient)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_nan_gradient_entries_do_not_move_inside_graphs(jit_compile):
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(2, 3, 4)).astype("float32")
+    gradient = rng.normal(size=(2, 3, 4)).astype("float32")
+    gradient[1, 2, :] = np.nan
+    gradient[0, 0, 1] = -np.inf
+    mask = np.ones((2, 3), bool)
+    layer = FGSMPerturb(0.25)
+    out = tf.function(lambda e, g: layer(e, g, mask), jit_compile=jit_compile)(embeddings, gradient).numpy()
+    finite = np.isfinite(gradient)
+    np.testing.assert_array_equal(out[~finite], embeddings[~finite])
+    np.testing.assert_allclose((out - embeddings)[finite], 0.25 * np.where(gradient >= 0, 1, -1)[finite], rtol=1e-6)
+
+
+def test_mismatched_gradient_and_mask_shapes_are_named():
+    embeddings = np.zeros((2, 3, 4), "float32")
+    layer = FGSMPerturb(0.1)
+    with pytest.raises(ValueError, match=r"`gradient` must have shape \[2, 3, 4\] to match the embeddings, but has shape \[2, 3, 5\]"):
+        layer(embeddings, np.ones((2, 3, 5), "float32"))
+    with pytest.raises(ValueError, match=r"`padding_mask` must have shape \[2, 3\] .* but has shape \[2, 4\]"):
+        layer(embeddings, np.ones((2, 3, 4), "float32"), np.ones((2, 4), bool))
+    with pytest.raises(ValueError, match=r"`gradient` must have shape \[2, 3, 4\]"):
+        FGSMPerturb(0.1, "random")(embeddings, np.ones((3, 3, 4), "float32"))
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 3, 4)), tf.TensorSpec((None, 3, 5))])
+    def traced(e, g):
+        return layer(e, g)
+
+    with pytest.raises(ValueError, match=r"but has shape \[None, 3, 5\]"):
+        traced.get_concrete_function()
+
+
+def test_the_step_is_a_constant_and_gradients_pass_to_the_embeddings():
+    embeddings = tf.constant(np.random.default_rng(2).normal(size=(2, 3, 4)).astype("float32"))
+    gradient = tf.constant(np.random.default_rng(3).normal(size=(2, 3, 4)).astype("float32"))
+    epsilon = tf.constant(0.3)
+    weights = tf.constant(np.random.default_rng(4).normal(size=(2, 3, 4)).astype("float32"))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([embeddings, epsilon])
+        out = FGSMPerturb(1.0)(embeddings, gradient, epsilon=epsilon)
+        value = tf.reduce_sum(weights * out)
+    np.testing.assert_allclose(tape.gradient(value, embeddings).numpy(), weights.numpy())
+    assert tape.gradient(value, epsilon) is None

@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from augpro_keras.layers import MixUpEmbedding
 
@@ -62,10 +63,75 @@ def test_random_partners_without_arguments():
 def test_partial_arguments_are_refused():
     embeddings, mask = batch()
     with pytest.raises(ValueError, match="both `partner_index` and `lam`"):
-        MixUpEmbedding()(embeddings, mask, partner_index=np.arange(4))
+        MixUpEmbedding(alpha=0.4)(embeddings, mask, partner_index=np.arange(4))
+    with pytest.raises(ValueError, match="`lam` was given without `partner_index`"):
+        MixUpEmbedding()(embeddings, mask, lam=np.full((4,), 0.5, "float32"))
 
 
-@pytest.mark.parametrize("kwargs", [{"lam": 1.5}, {"lam": -0.1}, {"alpha": 0}, {"alpha": -1.0}])
+def test_fixed_lam_layer_takes_partner_index_alone():
+    """DESIGN.md's call form: with a fixed lam, the layer's own lam applies."""
+    embeddings, mask = batch()
+    partner_index = np.array([2, 3, 0, 1], "int32")
+    mixed, mixed_mask = MixUpEmbedding(lam=0.7)(embeddings, mask, partner_index=partner_index)
+    np.testing.assert_allclose(
+        mixed.numpy(), 0.7 * embeddings + 0.3 * embeddings[partner_index], rtol=1e-6, atol=1e-7
+    )
+    np.testing.assert_array_equal(mixed_mask.numpy(), mask | mask[partner_index])
+
+
+@pytest.mark.parametrize(
+    "partner_index, lam, message",
+    [
+        ([1, 0, 3, 2], [2.0, -1.0, 0.5, 0.5], r"`lam` must be in \[0, 1\]\. Received lam=\[2\.0, -1\.0, 0\.5, 0\.5\] \(outside: \[2\.0, -1\.0\]\)"),
+        ([1, 0, 3, 2], [0.5, float("nan"), 0.5, 0.5], r"`lam` must be in \[0, 1\]"),
+        ([1, 0, 3, -1], [0.5] * 4, r"`partner_index` must be row indices in \[0, 4\) \(the batch size\)\. Received partner_index=\[1, 0, 3, -1\] \(outside: \[-1\]\)"),
+        ([1, 0, 3, 4], [0.5] * 4, r"outside: \[4\]"),
+    ],
+)
+def test_out_of_range_lam_and_partners_are_refused(partner_index, lam, message):
+    embeddings, mask = batch()
+    with pytest.raises(ValueError, match=message):
+        MixUpEmbedding()(embeddings, mask, np.array(partner_index, "int32"), np.array(lam, "float32"))
+
+
+def test_out_of_range_values_are_checked_inside_tf_function_but_not_under_xla():
+    embeddings, mask = batch()
+    layer = MixUpEmbedding()
+
+    def mix(partner_index, lam):
+        return layer(embeddings, mask, partner_index, lam)[0]
+
+    good = (np.array([1, 0, 3, 2], "int32"), np.full((4,), 0.5, "float32"))
+    graph = tf.function(mix)
+    np.testing.assert_allclose(graph(*good).numpy(), mix(*good).numpy(), rtol=1e-6)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`lam` must be in"):
+        graph(good[0], np.array([0.5, 2.0, 0.5, 0.5], "float32"))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`partner_index` must be row indices"):
+        graph(np.array([1, 0, 3, -1], "int32"), good[1])
+    # XLA drops assertions (documented): the compiled call does not check.
+    compiled = tf.function(mix, jit_compile=True)
+    np.testing.assert_allclose(compiled(*good).numpy(), mix(*good).numpy(), rtol=1e-6)
+    assert compiled(good[0], np.array([0.5, 2.0, 0.5, 0.5], "float32")).shape == embeddings.shape
+
+
+def test_mismatched_shapes_are_named():
+    embeddings, mask = batch()
+    layer = MixUpEmbedding()
+    with pytest.raises(ValueError, match=r"`padding_mask` must have shape \[4, 5\] .* but has shape \[4, 6\]"):
+        layer(embeddings, np.ones((4, 6), bool))
+    with pytest.raises(ValueError, match=r"`partner_index` must have shape \[4\] .* but has shape \[3\]"):
+        layer(embeddings, mask, np.array([1, 0, 2], "int32"))
+    with pytest.raises(ValueError, match=r"`lam` must have shape \[4\] .* but has shape \[\]"):
+        layer(embeddings, mask, np.array([1, 0, 3, 2], "int32"), np.float32(0.5))
+    with pytest.raises(ValueError, match="integer row indices"):
+        layer(embeddings, mask, np.array([1.0, 0.0, 3.0, 2.0], "float32"))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"lam": 1.5}, {"lam": -0.1}, {"lam": float("nan")}, {"alpha": 0}, {"alpha": -1.0},
+     {"alpha": float("nan")}, {"alpha": float("inf")}],
+)
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError, match="lam|alpha"):
         MixUpEmbedding(**kwargs)
