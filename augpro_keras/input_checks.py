@@ -109,12 +109,20 @@ def check_in_range(values, low, high, name, high_exclusive=False, allowed=None):
     def detail():
         array = np.asarray(values)
         bad = ~np.asarray(inside)
-        return f"Received {name}={array.tolist()} (outside: {array[bad].tolist()[:10]})."
+        return f"Received {name}={_values_text(array)} (outside: {_values_text(array[bad])})."
 
     data = ()
     if not tf.executing_eagerly():
         data = ("received values from", tf.reduce_min(values), "to", tf.reduce_max(values))
     return check_values(inside, f"`{name}` must be {allowed}.", data, detail)
+
+
+def _values_text(array, limit=10):
+    """`[0.3, 1.3]`: at most `limit` values, floats with 6 significant digits."""
+    flat = np.asarray(array).reshape(-1)
+    items = [repr(float(f"{v:.6g}")) if isinstance(v, float) else str(v) for v in flat[:limit].tolist()]
+    more = f", ... ({flat.size} values)" if flat.size > limit else ""
+    return "[" + ", ".join(items) + more + "]"
 
 
 def check_shape(shape, expected, name, expected_name):
@@ -169,7 +177,7 @@ def class_label_checks(labels, num_classes=None):
 
         def detail():
             array = np.asarray(labels)
-            return f"Received labels {array.reshape(-1)[~np.asarray(whole).reshape(-1)].tolist()[:10]}."
+            return f"Received labels {_values_text(array.reshape(-1)[~np.asarray(whole).reshape(-1)])}."
 
         data = () if tf.executing_eagerly() else ("received", labels)
         checks += check_values(
