@@ -7,6 +7,9 @@
 - `NonFiniteLossGuard` stops training with a `NonFiniteLossError` as soon as
   a logged loss is NaN or infinite, before any later callback (backup,
   checkpoint) sees the broken state.
+- `TokenChangeRateMonitor` warns when a token-producing augmentation's
+  `<name>_token_change_rate` stays near 0 over an epoch (the augmented batch
+  is then almost the clean one).
 
 Example:
 ```python
@@ -367,3 +370,125 @@ class DistillationBackup(keras.callbacks.Callback):
             },
             keep=self.keep,
         )
+
+
+class LowTokenChangeRateWarning(UserWarning):
+    """An augmentation changed (almost) no tokens, or (almost) all of them, over an epoch."""
+
+
+class TokenChangeRateMonitor(keras.callbacks.Callback):
+    """Warns when an augmentation's token-change rate stays near 0 over an epoch.
+
+    Every token-producing augmentation of the Distiller (AugPro-Mix,
+    AugPro-FGSM, KNN, random tokens) logs `<name>_token_change_rate`, the
+    fraction of real positions whose token it changed; the epoch's value is
+    the mean over the epoch. When it is below `min_rate`, the augmented
+    batch is almost the clean one and the augmentation's loss mostly
+    re-distils the clean batch (for example AugPro-FGSM with a step too
+    small for the embedding table). At the end of such an epoch the monitor
+    issues a `LowTokenChangeRateWarning` (Python `warnings`) naming the log,
+    its value, the epoch and what to change. With `max_rate` it also warns
+    when the rate is above it (the augmented sentences are then mostly
+    noise). Training goes on either way.
+
+    Args:
+        min_rate: warn when an epoch's rate is below this value, in [0, 1]
+            (default 0.01, i.e. fewer than 1 token in 100 changed).
+        max_rate: `None` (default, no upper check) or a value in
+            `(min_rate, 1]` above which to warn.
+        monitor: `None` (default) to watch every log named
+            `*_token_change_rate`, or a list of log names; a listed name
+            missing from an epoch's logs is warned about too.
+
+    Attributes:
+        alerts: `(epoch, log name, rate)` of every warning issued (`rate`
+            is `None` for a missing log).
+
+    Example:
+    ```python
+    monitor = augpro_keras.callbacks.TokenChangeRateMonitor(min_rate=0.01)
+    distiller.fit(train_ds, epochs=3, callbacks=[monitor])
+    # LowTokenChangeRateWarning: augpro_fgsm_token_change_rate was 0.0031 in
+    # epoch 1, below min_rate=0.01: ...
+    ```
+    """
+
+    SUFFIX = "_token_change_rate"
+
+    def __init__(self, min_rate=0.01, max_rate=None, monitor=None):
+        super().__init__()
+        self.min_rate = _rate_argument("min_rate", min_rate)
+        if max_rate is not None:
+            max_rate = _rate_argument("max_rate", max_rate)
+            if max_rate <= self.min_rate:
+                raise ValueError(
+                    f"`max_rate` must be greater than `min_rate` ({self.min_rate}). "
+                    f"Received: max_rate={max_rate!r}"
+                )
+        self.max_rate = max_rate
+        if monitor is not None:
+            if isinstance(monitor, str) or not all(isinstance(m, str) for m in monitor):
+                raise ValueError(
+                    "`monitor` must be None or a list of log names such as "
+                    f"['augpro_fgsm_token_change_rate']. Received: monitor={monitor!r}"
+                )
+            monitor = list(monitor)
+        self.monitor = monitor
+        self.alerts = []
+
+    def _rates(self, logs):
+        if self.monitor is not None:
+            return {name: logs.get(name) for name in self.monitor}
+        return {
+            name: value
+            for name, value in logs.items()
+            if name.endswith(self.SUFFIX) and not name.startswith("val_")
+        }
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in sorted(self._rates(logs or {}).items()):
+            if value is None:
+                self._warn(
+                    epoch, name, None,
+                    f"{name} is not in the logs of epoch {epoch + 1}; logged: "
+                    f"{sorted(logs or {})}. Check the monitored names.",
+                )
+                continue
+            rate = float(np.asarray(value, dtype="float64"))
+            if not math.isfinite(rate):
+                continue  # NonFiniteLossGuard's business.
+            augmentation = name[: -len(self.SUFFIX)] if name.endswith(self.SUFFIX) else name
+            if rate < self.min_rate:
+                self._warn(
+                    epoch, name, rate,
+                    f"{name} was {rate:.4g} in epoch {epoch + 1}, below min_rate="
+                    f"{self.min_rate:g}: augmentation {augmentation!r} left almost every token "
+                    "unchanged, so its loss mostly re-distils the clean batch. Make its step "
+                    "larger (AugProFGSM: `relative_epsilon`, a multiple of the embedding "
+                    "table's standard deviation, or `epsilon`).",
+                )
+            elif self.max_rate is not None and rate > self.max_rate:
+                self._warn(
+                    epoch, name, rate,
+                    f"{name} was {rate:.4g} in epoch {epoch + 1}, above max_rate="
+                    f"{self.max_rate:g}: augmentation {augmentation!r} replaced most tokens, so "
+                    "its sentences are mostly noise. Make its step smaller.",
+                )
+
+    def _warn(self, epoch, name, rate, message):
+        self.alerts.append((epoch, name, rate))
+        warnings.warn(message, LowTokenChangeRateWarning, stacklevel=2)
+
+    def get_config(self):
+        return {"min_rate": self.min_rate, "max_rate": self.max_rate, "monitor": self.monitor}
+
+
+def _rate_argument(name, value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not 0.0 <= value <= 1.0
+    ):
+        raise ValueError(f"`{name}` must be a number in [0, 1]. Received: {name}={value!r}")
+    return float(value)
