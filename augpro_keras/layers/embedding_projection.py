@@ -48,6 +48,137 @@ def _first_maximum_in_groups(scores):
     return best, group_index * _GROUP + within
 
 
+def _best_two(scores):
+    """Each row's best score, its first column, and the second-best score
+    (the best over the other columns; equal to the best on a tie)."""
+    best, index = _first_maximum(scores)
+    columns = tf.range(tf.shape(scores)[1], dtype=tf.int32)
+    others = tf.where(columns[None, :] == index[:, None], tf.constant(-np.inf, scores.dtype), scores)
+    return best, index, tf.reduce_max(others, axis=1)
+
+
+def _best_two_in_groups(scores):
+    """The same answer as `_best_two` through the group maxima of
+    `_first_maximum_in_groups`: the second best is the larger of the best
+    other group's maximum and the winning group's best other column."""
+    groups = tf.reshape(scores, (tf.shape(scores)[0], -1, _GROUP))
+    group_maxima = tf.reduce_max(groups, axis=2)
+    group_index = tf.argmax(group_maxima, axis=1, output_type=tf.int32)
+    winning_group = tf.gather(groups, group_index, batch_dims=1)
+    within = tf.argmax(winning_group, axis=1, output_type=tf.int32)
+    best = tf.gather(group_maxima, group_index, batch_dims=1)
+    lowest = tf.constant(-np.inf, scores.dtype)
+    group_ids = tf.range(tf.shape(group_maxima)[1], dtype=tf.int32)
+    other_groups = tf.reduce_max(
+        tf.where(group_ids[None, :] == group_index[:, None], lowest, group_maxima), axis=1)
+    other_columns = tf.reduce_max(
+        tf.where(tf.range(_GROUP)[None, :] == within[:, None], lowest, winning_group), axis=1)
+    return best, group_index * _GROUP + within, tf.maximum(other_groups, other_columns)
+
+
+def _masked(scores, excluded, has_excluded):
+    """`scores` with -inf in the columns that `excluded` marks.
+
+    `has_excluded` (a Python bool, or a bool tensor inside the chunk loop)
+    says whether the block has such columns; only those blocks pay the pass.
+    """
+    def masked():
+        return tf.where(tf.convert_to_tensor(excluded)[None, :],
+                        tf.constant(-np.inf, scores.dtype), scores)
+
+    if isinstance(has_excluded, bool):
+        return masked() if has_excluded else scores
+    return tf.cond(has_excluded, masked, lambda: scores)
+
+
+def _merge_best(state, block):
+    """The better of two `(best, index)` answers; ties keep `state`.
+
+    Blocks come in increasing order of rows, so keeping the earlier answer
+    on a tie keeps the lowest id.
+    """
+    best, index = state
+    block_best, block_index = block
+    better = block_best > best
+    return ops.where(better, block_best, best), ops.where(better, block_index, index)
+
+
+# bfloat16 keeps 8 significant bits: a value rounds to nearest with a relative
+# error of at most 2^-8. float32: 24 bits, 2^-24.
+_BFLOAT16_ROUNDING = 2.0**-8
+_FLOAT32_ROUNDING = 2.0**-24
+# Smallest normal float32: values below it may be flushed to zero.
+_FLOAT32_TINY = 2.0**-126
+
+
+def _bfloat16_error_bound(scores, query_norms, row_norm, width, similarity):
+    """An upper bound on `|bfloat16 score - float32 score|` of any row whose
+    bfloat16 score is at most `scores` (per position).
+
+    Derived in docs/method.md ("Projection in bfloat16"). With `u = 2^-8`,
+    `g = H 2^-24 / (1 - H 2^-24)` and `M` the largest row norm (1 for
+    cosine):
+
+    - cosine, dot: `(2u + u^2 + 2.05 g (1 + u)^2) |q| M + u / (1 - u) |s|`
+      (rounding of both operands, float32 accumulation in both searches,
+      then the bfloat16 output's own rounding, relative to the score);
+    - l2 (`2 q.e - |e|^2`): twice the dot bound at its worst, `|q.e| <= |q| M`,
+      plus the float32 rounding of the subtraction in both searches.
+
+    Norms are inflated by `(1 + (H + 4) 2^-24)` for their own rounding, and
+    a term for values below the smallest normal float32 (flushed to zero)
+    is added. The result is inflated by `2^-10` of itself plus `4` float32
+    roundings of the score, so that rounding in this sum cannot shrink it.
+    """
+    u, u32 = _BFLOAT16_ROUNDING, _FLOAT32_ROUNDING
+    gamma = width * u32 / (1.0 - width * u32)
+    slack = 1.0 + (width + 4) * u32
+    q = query_norms * slack
+    m = row_norm * slack
+    relative = 2 * u + u * u + 2.05 * gamma * (1 + u) ** 2
+    output = u / (1 - u)
+    tiny = _FLOAT32_TINY * (2.0 * math.sqrt(width) * (q + m) + 2.0 * width)
+    magnitude = ops.abs(ops.where(ops.isinf(scores), 0.0, scores))
+    if similarity == "l2":
+        bound = 2.0 * (relative + output * (1 + relative)) * q * m + 2.0 * tiny
+        bound = bound + 2.0 * u32 * (2.0 * q * m + m * m) * slack
+    else:
+        bound = relative * q * m + output * magnitude + tiny
+    return bound * (1.0 + 2.0**-10) + 4.0 * u32 * magnitude
+
+
+# The float32 re-search of uncertified positions takes this fraction of the
+# positions per round (at least 8 rows).
+_FALLBACK_ROWS = 1 / 16
+
+_SEARCH_DTYPES = ("float32", "bfloat16")
+
+
+def _check_finite(embeddings, embedding_matrix, finite, padding_mask):
+    """Eager calls: refuse non-finite embeddings (inside the mask) and tables."""
+    bad = ops.logical_not(ops.reshape(finite, ops.shape(embeddings)[:-1]))
+    if padding_mask is not None:
+        bad = ops.logical_and(bad, ops.cast(padding_mask, "bool"))
+    bad = np.argwhere(ops.convert_to_numpy(bad))
+    if len(bad):
+        raise ValueError(
+            f"EmbeddingProjection received non-finite embeddings (NaN or infinity) at "
+            f"{len(bad)} position(s), the first at index {tuple(int(i) for i in bad[0])} of "
+            f"the shape {tuple(embeddings.shape[:-1])}. There is no most similar token to a "
+            "NaN; inside a compiled function (tf.function, fit) such positions get "
+            "`pad_token_id`."
+        )
+    rows = ops.convert_to_numpy(ops.logical_not(ops.all(ops.isfinite(
+        ops.cast(embedding_matrix, "float32")), axis=-1)))
+    if rows.any():
+        bad_rows = np.flatnonzero(rows)
+        raise ValueError(
+            f"The embedding matrix has non-finite values (NaN or infinity) in "
+            f"{len(bad_rows)} row(s), the first {bad_rows[:5].tolist()}; the projection "
+            "needs a finite table."
+        )
+
+
 @export
 class EmbeddingProjection(keras.layers.Layer):
     """Projects each embedding vector to its most similar vocabulary token.
@@ -109,6 +240,8 @@ class EmbeddingProjection(keras.layers.Layer):
         chunk_size=None,
         excluded_token_ids=(),
         pad_token_id=0,
+        search_dtype="float32",
+        exact=True,
         **kwargs,
     ):
         kwargs.setdefault("autocast", False)
@@ -128,6 +261,20 @@ class EmbeddingProjection(keras.layers.Layer):
                 f"Received: {self.excluded_token_ids}"
             )
         self.pad_token_id = int(pad_token_id)
+        if search_dtype not in _SEARCH_DTYPES:
+            raise ValueError(
+                f"`search_dtype` must be one of {', '.join(_SEARCH_DTYPES)}. "
+                f"Received: search_dtype={search_dtype!r}"
+            )
+        self.search_dtype = search_dtype
+        if not isinstance(exact, bool):
+            raise ValueError(f"`exact` must be True or False. Received: exact={exact!r}")
+        if not exact and search_dtype == "float32":
+            raise ValueError(
+                "`exact=False` only applies to search_dtype='bfloat16' (the float32 search "
+                "is the reference). Received: search_dtype='float32', exact=False"
+            )
+        self.exact = exact
 
     def _excluded_mask(self, vocabulary_size):
         too_large = [i for i in self.excluded_token_ids if i >= vocabulary_size]
@@ -145,22 +292,18 @@ class EmbeddingProjection(keras.layers.Layer):
             )
         return mask
 
-    def call(self, embeddings, embedding_matrix, padding_mask=None):
-        vocabulary_size, width = embedding_matrix.shape
-        if embeddings.shape[-1] != width:
-            raise ValueError(
-                f"The embeddings have width {embeddings.shape[-1]} but the "
-                f"embedding matrix has rows of width {width}; they must match."
-            )
+    def _plan(self, vocabulary_size):
+        """The blocks of table rows that one search scans, fixed by the shapes.
+
+        Returns `(blocks, block_excluded, first_allowed, chunked)`: a list of
+        `(start, size)`, for each block a bool array of its rows that must
+        not win (excluded ids, and rows that an earlier block already
+        covered), the lowest allowed id, and whether the blocks run in a
+        `tf.while_loop` (all of one size) or one after the other.
+        """
         is_excluded = self._excluded_mask(vocabulary_size)
         chunk = vocabulary_size if self.chunk_size is None else min(self.chunk_size, vocabulary_size)
         num_chunks = math.ceil(vocabulary_size / chunk)
-        first_allowed = int(np.argmin(is_excluded))
-
-        batch_shape = ops.shape(embeddings)[:-1]
-        queries = sim.prepare_queries(ops.reshape(embeddings, (-1, width)), self.similarity)
-        num_queries = ops.shape(queries)[0]
-
         if num_chunks == 1:
             # The whole table: a block of a multiple of `_GROUP` rows takes the
             # grouped search, and the last `_GROUP` rows cover the remainder.
@@ -171,63 +314,214 @@ class EmbeddingProjection(keras.layers.Layer):
         else:
             # The last chunk is shifted back to stay inside the table.
             blocks = [(min(i * chunk, vocabulary_size - chunk), chunk) for i in range(num_chunks)]
-        # Rows seen twice cannot win twice because only a strictly better
-        # score replaces the current answer (which also keeps ties on the
-        # lowest id, as blocks come in increasing order). Only the blocks that
-        # hold excluded ids pay the masking pass.
-        block_has_excluded = [bool(is_excluded[s:s + n].any()) for s, n in blocks]
-        excluded = ops.convert_to_tensor(is_excluded)
+        block_excluded = []
+        covered = 0
+        for start, size in blocks:
+            excluded = is_excluded[start:start + size].copy()
+            excluded[:max(0, covered - start)] = True  # seen in an earlier block
+            block_excluded.append(excluded)
+            covered = start + size
+        return blocks, block_excluded, int(np.argmin(is_excluded)), num_chunks > 1
 
-        def best_in_chunk(start, size, has_excluded):
-            rows = ops.slice(embedding_matrix, (start, 0), (size, width))
-            scores = sim.scores(queries, rows, self.similarity)
+    def _search(self, queries, embedding_matrix, plan, block_search, merge, state):
+        """Runs `block_search` over the plan's blocks and folds the results
+        into `state` with `merge`, in increasing order of rows."""
+        blocks, block_excluded, _, chunked = plan
+        width = embedding_matrix.shape[1]
 
-            def masked():
-                chunk_excluded = ops.slice(excluded, (start,), (size,))
-                return ops.where(chunk_excluded[None, :], -np.inf, scores)
+        def one_block(start, size, excluded, has_excluded):
+            rows = sim.prepare_rows(ops.slice(embedding_matrix, (start, 0), (size, width)), self.similarity)
+            return block_search(queries, rows, excluded, has_excluded, size, start)
 
-            if isinstance(has_excluded, bool):
-                scores = masked() if has_excluded else scores
-            else:
-                scores = tf.cond(has_excluded, masked, lambda: scores)
+        if not chunked:
+            for (start, size), excluded in zip(blocks, block_excluded):
+                state = merge(state, one_block(start, size, excluded, bool(excluded.any())))
+            return state
+        # One chunk at a time: the chunks' products do not depend on the
+        # loop state, so a parallel loop (`ops.fori_loop` allows ten
+        # iterations at once) would hold ten blocks and thrash the cache.
+        size = blocks[0][1]
+        starts = tf.constant([start for start, _ in blocks], dtype=tf.int32)
+        excluded_by_block = tf.constant(np.stack(block_excluded))
+        has_excluded_by_block = tf.constant([bool(e.any()) for e in block_excluded])
+        return tf.while_loop(
+            lambda i, *_: i < len(blocks),
+            lambda i, *state: (
+                i + 1,
+                *merge(state, one_block(tf.gather(starts, i), size, tf.gather(excluded_by_block, i),
+                                        tf.gather(has_excluded_by_block, i))),
+            ),
+            (tf.constant(0), *state),
+            parallel_iterations=1,
+        )[1:]
+
+    def _float32_search(self, queries, embedding_matrix, plan):
+        """Ids `[N]` of the most similar allowed rows, scored in float32."""
+
+        def block_search(queries, rows, excluded, has_excluded, size, start):
+            scores = _masked(sim.scores(queries, rows, "dot" if self.similarity == "cosine"
+                                        else self.similarity), excluded, has_excluded)
             first_maximum = _first_maximum_in_groups if size % _GROUP == 0 else _first_maximum
             best, index = first_maximum(scores)
             return best, index + ops.cast(start, "int32")
 
-        def merge(start, size, state, has_excluded):
-            best, index = state
-            chunk_best, chunk_index = best_in_chunk(start, size, has_excluded)
-            better = chunk_best > best
-            return ops.where(better, chunk_best, best), ops.where(better, chunk_index, index)
+        num_queries = ops.shape(queries)[0]
+        state = (ops.full((num_queries,), -np.inf, dtype="float32"),
+                 ops.full((num_queries,), plan[2], dtype="int32"))
+        return self._search(queries, embedding_matrix, plan, block_search, _merge_best, state)[1]
 
-        state = (
-            ops.full((num_queries,), -np.inf, dtype="float32"),
-            ops.full((num_queries,), first_allowed, dtype="int32"),
-        )
-        if num_chunks == 1:
-            for (start, size), has_excluded in zip(blocks, block_has_excluded):
-                state = merge(start, size, state, has_excluded)
-            token_ids = state[1]
-        else:
-            # One chunk at a time: the chunks' products do not depend on the
-            # loop state, so a parallel loop (`ops.fori_loop` allows ten
-            # iterations at once) would hold ten blocks and thrash the cache.
-            starts_by_chunk = tf.constant([start for start, _ in blocks], dtype=tf.int32)
-            has_excluded_by_chunk = tf.constant(block_has_excluded)
-            _, _, token_ids = tf.while_loop(
-                lambda i, *_: i < num_chunks,
-                lambda i, best, index: (
-                    i + 1,
-                    *merge(tf.gather(starts_by_chunk, i), chunk, (best, index),
-                           tf.gather(has_excluded_by_chunk, i)),
-                ),
-                (tf.constant(0), *state),
-                parallel_iterations=1,
+    def _bfloat16_search(self, queries, embedding_matrix, plan, searched, fallback=True):
+        """Ids `[N]` from a bfloat16 search; exact (the float32 answer) by default.
+
+        The bfloat16 pass keeps, for every position, the best row `i` and
+        the second-best bfloat16 score `s2`. Then `i` is re-scored in
+        float32 (`f_i`). Every other row `v` has a bfloat16 score at most
+        `s2`, so its float32 score is at most `s2 + bound(s2)`
+        (`_bfloat16_error_bound`); when `f_i` exceeds that, `i` is the
+        float32 answer (certified). The other positions inside `searched`
+        are searched again in float32, `_FALLBACK_ROWS` of them at a time.
+        With `fallback=False`, returns which positions need that instead.
+        """
+        bfloat16_queries = ops.cast(queries, "bfloat16")
+        similarity = self.similarity
+        exact = self.exact
+
+        def block_search(queries, rows, excluded, has_excluded, size, start):
+            scores = _masked(sim.bfloat16_scores(bfloat16_queries, rows, similarity), excluded,
+                             has_excluded)
+            if exact:
+                best_two = _best_two_in_groups if size % _GROUP == 0 else _best_two
+                best, index, second = best_two(scores)
+                result = (ops.cast(best, "float32"), index + ops.cast(start, "int32"),
+                          ops.cast(second, "float32"))
+            else:
+                first_maximum = _first_maximum_in_groups if size % _GROUP == 0 else _first_maximum
+                best, index = first_maximum(scores)
+                result = (ops.cast(best, "float32"), index + ops.cast(start, "int32"))
+            if similarity != "cosine":
+                # The largest row norm, for the error bound (cosine rows have norm 1).
+                norms = ops.sqrt(ops.max(ops.sum(ops.square(rows), axis=-1)))
+                result = result + (norms,)
+            return result
+
+        def merge(state, block):
+            best, index = _merge_best(state[:2], block[:2])
+            if exact:
+                # The second best of the union: the loser of the two bests, or
+                # the runner-up of the side whose best won.
+                better = block[0] > state[0]
+                second = ops.where(better, ops.maximum(block[2], state[0]),
+                                   ops.maximum(state[2], block[0]))
+                merged = (best, index, second)
+            else:
+                merged = (best, index)
+            if similarity != "cosine":
+                merged = merged + (ops.maximum(state[-1], block[-1]),)
+            return merged
+
+        num_queries = ops.shape(queries)[0]
+        state = (ops.full((num_queries,), -np.inf, dtype="float32"),
+                 ops.full((num_queries,), plan[2], dtype="int32"))
+        if exact:
+            state = state + (ops.full((num_queries,), -np.inf, dtype="float32"),)
+        if similarity != "cosine":
+            state = state + (ops.zeros((), dtype="float32"),)
+        state = self._search(queries, embedding_matrix, plan, block_search, merge, state)
+        token_ids = state[1]
+        if not exact:
+            return token_ids
+
+        second = state[2]
+        width = queries.shape[-1]
+        query_norms = ops.sqrt(ops.sum(ops.square(queries), axis=-1))
+        row_norm = 1.0 if similarity == "cosine" else state[3]
+        bound = _bfloat16_error_bound(second, query_norms, row_norm, width, similarity)
+        rescored = sim.rescore(queries, embedding_matrix, token_ids[:, None], similarity)[:, 0]
+        # A row that no other row approaches (`second` is -inf when only one
+        # token is allowed) is certified as well.
+        certified = ops.logical_or(rescored > second + bound, ops.isinf(second))
+        needed = ops.logical_and(searched, ops.logical_not(certified))
+        if not fallback:
+            return needed
+        return self._float32_fallback(queries, embedding_matrix, plan, token_ids, needed)
+
+    def _float32_fallback(self, queries, embedding_matrix, plan, token_ids, needed):
+        """Replaces `token_ids` where `needed` by the float32 search's ids.
+
+        The needed positions are searched `rows` at a time (a static number,
+        `_FALLBACK_ROWS` of the positions), in a loop that runs as many
+        rounds as there are full or partial groups of them: none when every
+        position is certified. Each round costs `rows / N` of a float32
+        search.
+        """
+        num_queries = queries.shape[0]
+        rows = min(num_queries, max(8, math.ceil(num_queries * _FALLBACK_ROWS)))
+        rounds = math.ceil(num_queries / rows)
+        # The needed positions first, in increasing order; the padding to a
+        # whole number of rounds repeats position 0, which is either needed
+        # (and gets the same ids again) or written back unchanged.
+        order = tf.argsort(ops.cast(ops.logical_not(needed), "int32"), stable=True)
+        order = ops.concatenate([ops.cast(order, "int32"),
+                                 ops.zeros((rounds * rows - num_queries,), "int32")])
+        count = ops.sum(ops.cast(needed, "int32"))
+
+        def one_round(i, token_ids):
+            positions = ops.slice(order, (i * rows,), (rows,))
+            fresh = self._float32_search(ops.take(queries, positions, axis=0), embedding_matrix, plan)
+            kept = ops.where(ops.take(needed, positions), fresh, ops.take(token_ids, positions))
+            return i + 1, tf.tensor_scatter_nd_update(token_ids, positions[:, None], kept)
+
+        return tf.while_loop(
+            lambda i, _: i * rows < count, one_round, (tf.constant(0), token_ids),
+            parallel_iterations=1,
+        )[1]
+
+    def _prepare(self, embeddings, embedding_matrix, padding_mask):
+        """Validation, the search plan, the prepared queries and the positions
+        to search (finite, inside the mask)."""
+        vocabulary_size, width = embedding_matrix.shape
+        if embeddings.shape[-1] != width:
+            raise ValueError(
+                f"The embeddings have width {embeddings.shape[-1]} but the "
+                f"embedding matrix has rows of width {width}; they must match."
             )
-        token_ids = ops.reshape(token_ids, batch_shape)
+        plan = self._plan(vocabulary_size)
+        flat = ops.reshape(embeddings, (-1, width))
+        finite = ops.all(ops.isfinite(ops.cast(flat, "float32")), axis=-1)
+        searched = finite
         if padding_mask is not None:
-            token_ids = ops.where(ops.cast(padding_mask, "bool"), token_ids, self.pad_token_id)
-        return token_ids
+            searched = ops.logical_and(searched, ops.reshape(ops.cast(padding_mask, "bool"), (-1,)))
+        if tf.executing_eagerly():
+            _check_finite(embeddings, embedding_matrix, finite, padding_mask)
+        return plan, sim.prepare_queries(flat, self.similarity), searched
+
+    def call(self, embeddings, embedding_matrix, padding_mask=None):
+        plan, queries, searched = self._prepare(embeddings, embedding_matrix, padding_mask)
+        if self.search_dtype == "float32":
+            token_ids = self._float32_search(queries, embedding_matrix, plan)
+        else:
+            token_ids = self._bfloat16_search(queries, embedding_matrix, plan, searched)
+        # Non-finite embeddings and padding positions get the pad id.
+        token_ids = ops.where(searched, token_ids, self.pad_token_id)
+        return ops.reshape(token_ids, ops.shape(embeddings)[:-1])
+
+    def needs_float32_search(self, embeddings, embedding_matrix, padding_mask=None):
+        """Which positions the exact bfloat16 search searches again in float32.
+
+        Takes the call's arguments and returns a bool tensor `[B, L]`: true
+        where the bfloat16 candidate could not be certified as the float32
+        answer (see the class docstring). Its mean is the share of a float32
+        search that a call pays on top of the bfloat16 one. Needs
+        `search_dtype="bfloat16"` and `exact=True`.
+        """
+        if self.search_dtype != "bfloat16" or not self.exact:
+            raise ValueError(
+                "`needs_float32_search` applies to search_dtype='bfloat16' with exact=True. "
+                f"This layer has search_dtype={self.search_dtype!r}, exact={self.exact!r}."
+            )
+        plan, queries, searched = self._prepare(embeddings, embedding_matrix, padding_mask)
+        needed = self._bfloat16_search(queries, embedding_matrix, plan, searched, fallback=False)
+        return ops.reshape(needed, ops.shape(embeddings)[:-1])
 
     def compute_output_spec(self, embeddings, embedding_matrix, padding_mask=None):
         return keras.KerasTensor(embeddings.shape[:-1], dtype="int32")
@@ -240,6 +534,8 @@ class EmbeddingProjection(keras.layers.Layer):
                 "chunk_size": self.chunk_size,
                 "excluded_token_ids": list(self.excluded_token_ids),
                 "pad_token_id": self.pad_token_id,
+                "search_dtype": self.search_dtype,
+                "exact": self.exact,
             }
         )
         return config

@@ -1,8 +1,10 @@
 """Similarity scores between query vectors and an embedding table.
 
 Shared by `EmbeddingProjection` (nearest token) and the KNN baseline
-(k nearest tokens). Everything here is computed in float32 so that the
-answers do not change under a `mixed_bfloat16` policy.
+(k nearest tokens). `scores` computes in float32, so that the answers do not
+change under a `mixed_bfloat16` policy; `bfloat16_scores` is the fast
+approximation that `EmbeddingProjection(search_dtype="bfloat16")` searches
+with (and then certifies against float32).
 """
 
 import tensorflow as tf
@@ -32,6 +34,12 @@ def prepare_queries(queries, similarity):
     return l2_normalize(queries) if similarity == "cosine" else queries
 
 
+def prepare_rows(table_rows, similarity):
+    """Casts `[C, H]` table rows to float32 and normalises them for cosine."""
+    table_rows = ops.cast(table_rows, "float32")
+    return l2_normalize(table_rows) if similarity == "cosine" else table_rows
+
+
 def scores(prepared_queries, table_rows, similarity):
     """Scores `[N, C]`; larger is more similar.
 
@@ -39,11 +47,36 @@ def scores(prepared_queries, table_rows, similarity):
     to `|q|^2`, which is the same for every row of the table and so does not
     change the ranking.
     """
-    table_rows = ops.cast(table_rows, "float32")
-    if similarity == "cosine":
-        table_rows = l2_normalize(table_rows)
+    table_rows = prepare_rows(table_rows, similarity)
     # `transpose_b` reads the rows in place; `ops.transpose` would copy them.
     dots = tf.matmul(prepared_queries, table_rows, transpose_b=True)
     if similarity == "l2":
         return 2.0 * dots - ops.sum(ops.square(table_rows), axis=-1)[None, :]
+    return dots
+
+
+def bfloat16_scores(bfloat16_queries, prepared_rows, similarity):
+    """Approximate scores `[N, C]` from a bfloat16 matmul.
+
+    `bfloat16_queries` are the prepared queries cast to bfloat16 and
+    `prepared_rows` the float32 rows of `prepare_rows`. For "cosine" and
+    "dot" the result is the bfloat16 product (bfloat16); for "l2" the
+    product is cast to float32 before `|e|^2` (float32) is subtracted, since
+    a bfloat16 subtraction would lose the small differences between rows.
+    """
+    dots = tf.matmul(bfloat16_queries, ops.cast(prepared_rows, "bfloat16"), transpose_b=True)
+    if similarity == "l2":
+        return 2.0 * ops.cast(dots, "float32") - ops.sum(ops.square(prepared_rows), axis=-1)[None, :]
+    return dots
+
+
+def rescore(prepared_queries, table, token_ids, similarity):
+    """Float32 scores `[N, K]` of each query against its own `K` token ids.
+
+    The same values as `scores` gives for those rows, up to float32 rounding.
+    """
+    rows = prepare_rows(tf.gather(table, token_ids), similarity)
+    dots = tf.linalg.matvec(rows, prepared_queries)  # [N, K, H] x [N, H]
+    if similarity == "l2":
+        return 2.0 * dots - ops.sum(ops.square(rows), axis=-1)
     return dots

@@ -1,3 +1,5 @@
+import math
+
 import keras
 import numpy as np
 import pytest
@@ -96,8 +98,10 @@ def test_chunked_graph_has_no_vocabulary_sized_block():
     biggest_similarity_block = 2 * 3 * chunk
     table_size = vocab * 8
     # Nothing as large as [B*L, V] exists; the largest tensors are the table
-    # itself and the vocabulary-sized exclusion mask.
-    assert max(s for s in sizes if s != table_size) <= max(biggest_similarity_block, vocab)
+    # itself and the exclusion mask of every chunk (the vocabulary, plus the
+    # rows that the last chunk, shifted back into the table, sees again).
+    exclusion_masks = math.ceil(vocab / chunk) * chunk
+    assert max(s for s in sizes if s != table_size) <= max(biggest_similarity_block, exclusion_masks)
     assert 2 * 3 * vocab not in sizes
 
 
@@ -177,3 +181,179 @@ def test_grouped_search_matches_brute_force_with_ties(similarity, chunk_size):
         np.testing.assert_array_equal(got[1, :2], [260, 260])
     compiled = tf.function(lambda e, t: layer(e, t), jit_compile=True)
     np.testing.assert_array_equal(compiled(embeddings, table).numpy(), got)
+
+
+# --- bfloat16 search ----------------------------------------------------------
+
+
+def near_tie_table(seed, vocab=1000, width=16):
+    """A table whose rows form 20 tight clusters, and queries near its rows:
+    the best rows of a query differ by about 1e-3, a tie at bfloat16's
+    resolution (2^-9 near 1) but not at float32's."""
+    rng = np.random.default_rng(seed)
+    table = rng.normal(size=(vocab, width)).astype("float32")
+    centres = rng.normal(size=(20, width)).astype("float32")
+    table[:600] = centres[rng.integers(0, 20, 600)] + 0.03 * rng.normal(size=(600, width))
+    embeddings = table[rng.integers(0, vocab, (4, 30))] + 0.03 * rng.normal(size=(4, 30, width))
+    return table, embeddings.astype("float32")
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "dot", "l2"])
+@pytest.mark.parametrize("chunk_size", [None, 7, 128, 300])
+def test_exact_bfloat16_search_matches_float32_on_near_ties(similarity, chunk_size, record_property):
+    table, embeddings = near_tie_table(7)
+    excluded = (0, 5, 129, 999)
+    expected = brute_force(embeddings, table, similarity, excluded)
+    np.testing.assert_array_equal(
+        EmbeddingProjection(similarity, chunk_size=chunk_size, excluded_token_ids=excluded)(
+            embeddings, table).numpy(), expected)
+    layer = EmbeddingProjection(similarity, chunk_size=chunk_size, excluded_token_ids=excluded,
+                                search_dtype="bfloat16")
+    np.testing.assert_array_equal(layer(embeddings, table).numpy(), expected)
+    inexact = EmbeddingProjection(similarity, chunk_size=chunk_size, excluded_token_ids=excluded,
+                                  search_dtype="bfloat16", exact=False)(embeddings, table).numpy()
+    assert not np.isin(inexact, excluded).any()
+    # The table is hard on purpose: the plain bfloat16 answer often differs,
+    # and many positions need the float32 re-search.
+    change_rate = float(np.mean(inexact != expected))
+    fallback_rate = float(np.mean(layer.needs_float32_search(embeddings, table).numpy()))
+    record_property("inexact_answer_change_rate", change_rate)
+    record_property("float32_re_search_rate", fallback_rate)
+    print(f"near ties, {similarity}, chunk {chunk_size}: inexact bfloat16 changes "
+          f"{change_rate:.1%} of the answers; {fallback_rate:.1%} re-searched in float32")
+    assert change_rate > 0.0 and fallback_rate >= change_rate
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "dot", "l2"])
+@pytest.mark.parametrize("chunk_size", [None, 128])
+def test_exact_bfloat16_search_under_xla(similarity, chunk_size):
+    table, embeddings = near_tie_table(8, vocab=700)
+    mask = np.random.default_rng(8).random((4, 30)) > 0.2
+    layer = EmbeddingProjection(similarity, chunk_size=chunk_size, excluded_token_ids=(0, 1),
+                                search_dtype="bfloat16")
+    compiled = tf.function(lambda e, t, m: layer(e, t, m), jit_compile=True)
+    expected = np.where(mask, brute_force(embeddings, table, similarity, (0, 1)), 0)
+    np.testing.assert_array_equal(compiled(embeddings, table, mask).numpy(), expected)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+@pytest.mark.parametrize("chunk_size", [None, 2, 3, 128])
+def test_bfloat16_ties_go_to_lowest_id(exact, chunk_size):
+    table = np.array([[1, 0], [0, 1], [0, 1], [2, 0], [0, 3]], dtype="float32")
+    table = np.concatenate([table, np.full((200, 2), [-1.0, -1.0], "float32")])
+    embeddings = np.array([[[0, 1], [1, 0]]], dtype="float32")
+    for excluded, expected in (((), [[1, 0]]), ((0, 1), [[2, 3]])):
+        layer = EmbeddingProjection(chunk_size=chunk_size, excluded_token_ids=excluded,
+                                    search_dtype="bfloat16", exact=exact)
+        np.testing.assert_array_equal(layer(embeddings, table).numpy(), expected)
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "dot", "l2"])
+@pytest.mark.parametrize("width", [8, 384, 1024])
+def test_bfloat16_error_bound_holds(similarity, width):
+    # The bound that certifies the exact search, against the actual
+    # difference of the bfloat16 and float32 scores of every pair; rows of
+    # mixed scales and entries that cancel make the errors large.
+    from augpro_keras.layers import embedding_projection as module
+    from augpro_keras.layers import similarity as sim
+
+    rng = np.random.default_rng(width)
+    table = rng.normal(size=(400, width)) * rng.lognormal(0, 1, size=(400, 1))
+    table[:50] = np.abs(table[:50])
+    queries = np.concatenate([np.abs(rng.normal(size=(32, width))), rng.normal(size=(32, width)) * 5])
+    queries = sim.prepare_queries(tf.constant(queries, "float32"), similarity)
+    rows = sim.prepare_rows(tf.constant(table, "float32"), similarity)
+    exact = sim.scores(queries, rows, "dot" if similarity == "cosine" else similarity).numpy()
+    approximate = tf.cast(sim.bfloat16_scores(tf.cast(queries, "bfloat16"), rows, similarity),
+                          "float32").numpy()
+    row_norm = 1.0 if similarity == "cosine" else float(np.linalg.norm(rows.numpy(), axis=1).max())
+    query_norms = tf.norm(queries, axis=1)[:, None]
+    bound = module._bfloat16_error_bound(tf.constant(approximate), query_norms, row_norm, width,
+                                         similarity).numpy()
+    error = np.abs(approximate - exact)
+    assert (error <= bound).all()
+    # Not vacuous: the worst error uses a real share of the bound.
+    assert (error / bound).max() > 0.02
+
+
+def minilm_word_embeddings():
+    from safetensors.numpy import load_file
+
+    from augpro_keras.models import minilm_l6_path
+
+    weights = load_file(f"{minilm_l6_path()}/model.safetensors")
+    return weights["embeddings.word_embeddings.weight"]
+
+
+MINILM_SPECIAL = (0, 100, 101, 102, 103)  # [PAD], [UNK], [CLS], [SEP], [MASK]
+
+
+@pytest.mark.parametrize("chunk_size", [None, 4096, 5000])
+def test_exact_bfloat16_search_on_minilm_mixes(chunk_size, record_property):
+    # AugPro-Mix queries: 0.5/0.5 mixes of the real token embeddings of
+    # MiniLM-L6 (vocabulary 30522, width 384), projected onto its table.
+    table = minilm_word_embeddings()
+    rng = np.random.default_rng(0)
+    pairs = rng.integers(999, table.shape[0], size=(2, 128, 2))
+    embeddings = 0.5 * table[pairs[..., 0]] + 0.5 * table[pairs[..., 1]]
+    mask = rng.random((2, 128)) > 0.1
+    table_t, embeddings_t = tf.constant(table), tf.constant(embeddings)
+    expected = np.where(mask, brute_force(embeddings, table, "cosine", MINILM_SPECIAL), 0)
+    layer = EmbeddingProjection(chunk_size=chunk_size, excluded_token_ids=MINILM_SPECIAL,
+                                search_dtype="bfloat16")
+    np.testing.assert_array_equal(layer(embeddings_t, table_t, mask).numpy(), expected)
+    inexact = EmbeddingProjection(chunk_size=chunk_size, excluded_token_ids=MINILM_SPECIAL,
+                                  search_dtype="bfloat16", exact=False)
+    change_rate = float(np.mean((inexact(embeddings_t, table_t, mask).numpy() != expected)[mask]))
+    fallback_rate = float(np.mean(layer.needs_float32_search(embeddings_t, table_t, mask).numpy()[mask]))
+    record_property("inexact_answer_change_rate", change_rate)
+    record_property("float32_re_search_rate", fallback_rate)
+    print(f"MiniLM mixes, chunk {chunk_size}: inexact bfloat16 changes {change_rate:.1%} of "
+          f"the answers; {fallback_rate:.1%} re-searched in float32")
+    # The certificate settles most positions in bfloat16.
+    assert 0.0 < fallback_rate < 0.25
+
+
+@pytest.mark.parametrize("search_dtype", ["float32", "bfloat16"])
+def test_non_finite_embeddings(search_dtype):
+    rng = np.random.default_rng(9)
+    table = rng.normal(size=(300, 8)).astype("float32")
+    embeddings = table[rng.integers(4, 300, (2, 5))] + 0.01
+    embeddings[0, 1, 3] = np.nan
+    embeddings[1, 4] = np.inf
+    layer = EmbeddingProjection(excluded_token_ids=(0, 1), pad_token_id=0, search_dtype=search_dtype)
+    with pytest.raises(ValueError, match=r"non-finite embeddings \(NaN or infinity\) at 2 "
+                                         r"position\(s\), the first at index \(0, 1\)"):
+        layer(embeddings, table)
+    # Outside the mask a NaN is not projected, so it is no error.
+    mask = np.ones((2, 5), bool)
+    mask[0, 1] = mask[1, 4] = False
+    expected = np.where(mask, brute_force(embeddings, table, "cosine", (0, 1)), 0)
+    np.testing.assert_array_equal(layer(embeddings, table, mask).numpy(), expected)
+    # Inside a compiled function: the pad id, never a real token.
+    for jit_compile in (False, True):
+        compiled = tf.function(lambda e, t: layer(e, t), jit_compile=jit_compile)
+        got = compiled(embeddings, table).numpy()
+        assert got[0, 1] == 0 and got[1, 4] == 0
+        np.testing.assert_array_equal(got[mask], expected[mask])
+    bad_table = table.copy()
+    bad_table[[17, 40]] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite values \(NaN or infinity\) in 2 row\(s\), "
+                                         r"the first \[17, 40\]"):
+        layer(embeddings, bad_table, mask)
+
+
+def test_bfloat16_config_and_bad_arguments():
+    layer = EmbeddingProjection("dot", chunk_size=256, search_dtype="bfloat16", exact=False)
+    config = layer.get_config()
+    assert config["search_dtype"] == "bfloat16" and config["exact"] is False
+    assert EmbeddingProjection.from_config(config).get_config() == config
+    assert EmbeddingProjection().get_config()["search_dtype"] == "float32"
+    with pytest.raises(ValueError, match="must be one of float32, bfloat16. Received: search_dtype='float16'"):
+        EmbeddingProjection(search_dtype="float16")
+    with pytest.raises(ValueError, match="`exact` must be True or False. Received: exact=1"):
+        EmbeddingProjection(search_dtype="bfloat16", exact=1)
+    with pytest.raises(ValueError, match="only applies to search_dtype='bfloat16'"):
+        EmbeddingProjection(exact=False)
+    with pytest.raises(ValueError, match="applies to search_dtype='bfloat16' with exact=True"):
+        layer.needs_float32_search(np.ones((1, 2, 4), "float32"), np.ones((5, 4), "float32"))
