@@ -1,7 +1,6 @@
 """Knowledge distillation with AugPro and the paper's baselines."""
 
 import contextlib
-import dataclasses
 import inspect
 import random
 import re
@@ -14,8 +13,11 @@ from augpro_keras import augmentations as augmentations_lib
 from augpro_keras import callbacks as callbacks_lib
 from augpro_keras import checkpointing
 from augpro_keras import losses
+from augpro_keras import text_inputs
 from augpro_keras.api_export import export
 from augpro_keras.layers.embedding_projection import EmbeddingProjection
+from augpro_keras.models.protocol import as_distillable
+from augpro_keras.models.protocol import check_shared_vocabulary
 from augpro_keras.models.protocol import unpack_inputs
 from augpro_keras.replicas import first_replica_build_arguments
 from augpro_keras.replicas import first_replica_value
@@ -28,21 +30,6 @@ _EMPTY_DATA = (
 )
 _TOKEN_MESSAGE = "Token ids must be in"
 _LABEL_MESSAGE = "Labels must be class ids in"
-
-_PROTOCOL = ("embed_tokens", "hidden_states_at", "logits_from_hidden", "call_from_embeddings",
-             "embedding_matrix", "special_token_ids", "pad_token_id", "num_layers")
-
-
-def _check_protocol(model, role):
-    missing = [name for name in _PROTOCOL if not hasattr(type(model), name)]
-    if missing:
-        raise ValueError(
-            f"The {role} ({type(model).__name__}) does not implement the DistillableClassifier "
-            f"protocol; missing: {', '.join(missing)}. Wrap it in a "
-            "`augpro_keras.models.DistillableClassifier` subclass (for example "
-            "`augpro_keras.models.BertClassifier`)."
-        )
-
 
 def _check_number(name, value, low=0.0):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
@@ -148,21 +135,11 @@ class Distiller(keras.Model):
         **kwargs,
     ):
         super().__init__(name=name, **kwargs)
-        _check_protocol(teacher, "teacher")
-        _check_protocol(student, "student")
-        if teacher.vocabulary_size != student.vocabulary_size:
-            raise ValueError(
-                "Teacher and student must share one vocabulary (the same tokenizer): the "
-                f"teacher's has {teacher.vocabulary_size} tokens, the student's has "
-                f"{student.vocabulary_size}."
-            )
-        if teacher.pad_token_id != student.pad_token_id:
-            raise ValueError(
-                f"Teacher and student use different padding ids ({teacher.pad_token_id} "
-                f"and {student.pad_token_id}); they must share one tokenizer."
-            )
-        teacher_classes = getattr(teacher, "num_classes", None)
-        student_classes = getattr(student, "num_classes", None)
+        teacher_view = as_distillable(teacher, "teacher")
+        student_view = as_distillable(student, "student")
+        check_shared_vocabulary(teacher, student, teacher_view, student_view)
+        teacher_classes = getattr(teacher_view, "num_classes", None)
+        student_classes = getattr(student_view, "num_classes", None)
         if teacher_classes is not None and student_classes is not None and teacher_classes != student_classes:
             raise ValueError(
                 f"Teacher and student must have the same number of outputs: the teacher has "
@@ -201,6 +178,10 @@ class Distiller(keras.Model):
         self.teacher.trainable = True
         self.teacher.trainable = False
         self.student = student
+        # The models through the protocol (keras-hub tasks wrapped in an
+        # adapter that runs their layers); the step computes with these.
+        self.teacher_view = teacher_view
+        self.student_view = student_view
         self.augmentation_list = [augmentations_lib.get(a) for a in augmentations]
         names = [a.name for a in self.augmentation_list]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -210,12 +191,12 @@ class Distiller(keras.Model):
                 "Give each instance its own `name=`."
             )
         for augmentation in self.augmentation_list:
-            augmentation.validate(teacher, student)
+            augmentation.validate(teacher_view, student_view)
 
         self.special_token_ids = tuple(
-            sorted(set(teacher.special_token_ids) | set(student.special_token_ids))
+            sorted(set(teacher_view.special_token_ids) | set(student_view.special_token_ids))
         )
-        self.pad_token_id = student.pad_token_id
+        self.pad_token_id = student_view.pad_token_id
         self.similarity = similarity
         self.projection_chunk_size = projection_chunk_size
         self.projection = EmbeddingProjection(
@@ -224,6 +205,20 @@ class Distiller(keras.Model):
             excluded_token_ids=self.special_token_ids,
             pad_token_id=self.pad_token_id,
             name="projection",
+        )
+        self.settings = augmentations_lib.DistillationSettings(
+            projection=self.projection,
+            special_token_ids=self.special_token_ids,
+            pad_token_id=self.pad_token_id,
+            similarity=similarity,
+            distillation_loss=self.distillation_loss,
+            temperature=self.temperature,
+            student_loss_weight=self.student_loss_weight,
+            distillation_loss_weight=self.distillation_loss_weight,
+            task=self.task,
+            teacher_dropout=self.teacher_dropout,
+            mix_group_size=self.mix_group_size,
+            seed=self.seed,
         )
 
         tracker_names = ["loss", "student_loss", "distillation_loss"]
@@ -251,7 +246,7 @@ class Distiller(keras.Model):
 
     def call(self, inputs, training=False):
         """Runs the student."""
-        return self.student(inputs, training=training)
+        return self.student_view(inputs, training=training)
 
     def compile(self, optimizer="adam", metrics=None, jit_compile="auto", **kwargs):
         """Configures training. Same arguments as `keras.Model.compile`, except:
@@ -331,12 +326,17 @@ class Distiller(keras.Model):
           saves a NaN state;
         - empty training data, token ids outside the vocabulary and labels
           outside the classes raise a `ValueError` that names the problem,
-          before any weight changes or any callback saves.
+          before any weight changes or any callback saves;
+        - a dataset of raw strings (or string pairs), with or without labels,
+          is tokenized in the input pipeline by a model's preprocessor
+          (`preprocess`), as keras-hub's `TextClassifier.fit` does.
         """
         arguments = _FIT_SIGNATURE.bind(self, *args, **kwargs)
         arguments.apply_defaults()
         arguments = dict(arguments.arguments)
         del arguments["self"]
+        arguments["x"] = self.preprocess(arguments["x"])
+        arguments["validation_data"] = self.preprocess(arguments["validation_data"])
         x = arguments["x"]
         if isinstance(x, tf.data.Dataset) and int(x.cardinality()) == 0:
             raise ValueError(_EMPTY_DATA.format(where=""))
@@ -384,8 +384,37 @@ class Distiller(keras.Model):
         Token ids outside the vocabulary and labels outside the classes raise
         a `ValueError` that names them.
         """
+        if args:
+            args = (self.preprocess(args[0]),) + args[1:]
+        elif "x" in kwargs:
+            kwargs["x"] = self.preprocess(kwargs["x"])
         with self._input_errors_as_value_errors():
             return super().evaluate(*args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """The student's logits; same arguments as `keras.Model.predict`.
+
+        Datasets of raw strings are tokenized as in `fit`.
+        """
+        return super().predict(self.preprocess(x), *args, **kwargs)
+
+    def preprocess(self, data):
+        """`data` tokenized in the input pipeline when it is a dataset of strings.
+
+        The student's preprocessor is used when it gives every input that
+        the two models take, else the teacher's (a DistilBERT student gives
+        no segment ids, which a BERT teacher reads for sentence pairs). Other
+        data is returned as it is.
+        """
+        if not text_inputs.holds_text(data):
+            return data
+        needed = set()
+        for view in (self.teacher_view, self.student_view):
+            needed |= set(getattr(view, "input_names", ("token_ids", "padding_mask")))
+        preprocessor = text_inputs.choose_preprocessor(
+            [("student", self.student), ("teacher", self.teacher)], needed
+        )
+        return text_inputs.preprocess(data, preprocessor)
 
     def make_train_function(self, force=False):
         super().make_train_function(force=force)
@@ -451,7 +480,7 @@ class Distiller(keras.Model):
         token_ids, _, _ = unpack_inputs(x)
         ids = tf.cast(token_ids, "int64")
         lowest, highest = tf.reduce_min(ids), tf.reduce_max(ids)
-        size = self.student.vocabulary_size
+        size = self.student_view.vocabulary_size
         checks = [
             tf.debugging.Assert(
                 tf.logical_and(lowest >= 0, highest < size),
@@ -584,7 +613,7 @@ class Distiller(keras.Model):
         logits, and each augmentation's `AugmentationOutput` by name. Call it
         under a `tf.GradientTape` to get gradients.
         """
-        token_ids, padding_mask, segment_ids = unpack_inputs(x)
+        token_ids, padding_mask, segment_ids = unpack_inputs(x, self.pad_token_id)
         padding_mask = ops.cast(padding_mask, "bool")
         batch_size = token_ids.shape[0]
         if batch_size is None:
@@ -599,18 +628,18 @@ class Distiller(keras.Model):
         groups_per_replica = batch_size // (self.mix_group_size or batch_size)
 
         teacher_logits = ops.stop_gradient(
-            self.teacher(
+            self.teacher_view(
                 {"token_ids": token_ids, "padding_mask": padding_mask, "segment_ids": segment_ids}
                 if segment_ids is not None
                 else {"token_ids": token_ids, "padding_mask": padding_mask},
                 training=self.teacher_dropout,
             )
         )
-        student_embeddings = self.student.embed_tokens(token_ids)
+        student_embeddings = self.student_view.embed_tokens(token_ids)
         needs_gradient = any(a.needs_clean_gradient for a in self.augmentation_list)
         with tf.GradientTape(watch_accessed_variables=False) as embedding_tape:
             embedding_tape.watch(student_embeddings)
-            student_logits = self.student.call_from_embeddings(
+            student_logits = self.student_view.call_from_embeddings(
                 student_embeddings, padding_mask, segment_ids, training=True
             )
             distillation = self.distillation_loss_weight * losses.distillation_distance(
@@ -629,7 +658,9 @@ class Distiller(keras.Model):
             clean_gradient = ops.stop_gradient(embedding_tape.gradient(clean_sum, student_embeddings))
 
         context = augmentations_lib.StepContext(
-            distiller=self,
+            teacher=self.teacher_view,
+            student=self.student_view,
+            settings=self.settings,
             token_ids=token_ids,
             padding_mask=padding_mask,
             segment_ids=segment_ids,
@@ -647,7 +678,7 @@ class Distiller(keras.Model):
             logs["student_loss"] = (ops.mean(student_part), 1.0)
         outputs = {}
         for index, augmentation in enumerate(self.augmentation_list):
-            output = augmentation.compute(_with_purpose(context, index + 1))
+            output = augmentation.compute(context.for_purpose(index + 1))
             outputs[augmentation.name] = output
             per_example = per_example + augmentation.weight * output.loss
             logs[f"{augmentation.name}_loss"] = (ops.mean(output.loss), 1.0)
@@ -685,7 +716,7 @@ class Distiller(keras.Model):
             raise ValueError("The Distiller does not support sample weights.")
         with tf.control_dependencies(self._input_checks(x, y)):
             x, y = keras.tree.map_structure(_identity, (x, y))
-        student_logits = self.student(x, training=False)
+        student_logits = self.student_view(x, training=False)
         logs = {}
         if y is not None:
             loss = ops.mean(losses.student_loss(student_logits, y, self.task))
@@ -741,10 +772,6 @@ class Distiller(keras.Model):
         config["student"] = keras.saving.deserialize_keras_object(config["student"])
         config["augmentations"] = [keras.saving.deserialize_keras_object(a) for a in config["augmentations"]]
         return cls(**config)
-
-
-def _with_purpose(context, purpose):
-    return dataclasses.replace(context, purpose=purpose)
 
 
 def _identity(value):

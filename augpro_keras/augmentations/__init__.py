@@ -6,6 +6,7 @@ By name: "mixup", "augpro_mix", "tmix", "fgsm", "augpro_fgsm", "knn",
 
 from augpro_keras.augmentations.base import Augmentation
 from augpro_keras.augmentations.base import AugmentationOutput
+from augpro_keras.augmentations.base import DistillationSettings
 from augpro_keras.augmentations.base import StepContext
 from augpro_keras.augmentations.base import available
 from augpro_keras.augmentations.base import get
@@ -22,6 +23,7 @@ __all__ = [
     "AugmentationOutput",
     "AugProFGSM",
     "AugProMix",
+    "DistillationSettings",
     "FGSM",
     "KNNReplacement",
     "MixUp",

@@ -2,10 +2,12 @@
 
 An augmentation turns the real batch of one training step into one augmented
 batch and returns its loss `L_Aug` per example. It sees the step through a
-`StepContext`: the teacher, the student, the batch, the clean teacher
-logits, the student's word embeddings (inside the gradient tape), the
-gradient of the clean loss with respect to them (for FGSM), the loss
-functions and a stateless random seed per purpose.
+`StepContext`: the teacher and the student (through the
+`DistillableClassifier` protocol), the Distiller's frozen
+`DistillationSettings`, the batch, the clean teacher logits, the student's
+word embeddings (inside the gradient tape), the gradient of the clean loss
+with respect to them (for FGSM) and a stateless random seed per purpose.
+Augmentations never see the Distiller itself.
 """
 
 import dataclasses
@@ -104,11 +106,67 @@ class Augmentation:
         return f"{type(self).__name__}({args})"
 
 
-@dataclasses.dataclass
-class StepContext:
-    """Everything an augmentation may use in one training step (one replica)."""
+@dataclasses.dataclass(frozen=True)
+class DistillationSettings:
+    """The Distiller's settings that augmentations read (frozen).
 
-    distiller: object
+    Attributes:
+        projection: the `EmbeddingProjection` (special tokens excluded).
+        special_token_ids: sorted tuple of the ids projections never produce.
+        pad_token_id: the padding id.
+        similarity: similarity of projections and neighbour searches.
+        distillation_loss: "kl" or "mse".
+        temperature: temperature of "kl".
+        student_loss_weight: weight of the student's loss on labels.
+        distillation_loss_weight: weight of the distance `d`.
+        task: "classification" or "regression".
+        teacher_dropout: whether the teacher runs with dropout.
+        mix_group_size: `None` or the size of the MixUp partner groups.
+        seed: the int seed of the random draws.
+    """
+
+    projection: object
+    special_token_ids: tuple
+    pad_token_id: int
+    similarity: str = "cosine"
+    distillation_loss: str = "kl"
+    temperature: float = 1.0
+    student_loss_weight: float = 1.0
+    distillation_loss_weight: float = 1.0
+    task: str = "classification"
+    teacher_dropout: bool = True
+    mix_group_size: object = None
+    seed: int = 0
+
+    def project(self, embeddings, embedding_matrix, padding_mask):
+        """Projects embeddings to the most similar real (non-special) tokens."""
+        return self.projection(embeddings, embedding_matrix, padding_mask)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepContext:
+    """Everything an augmentation may use in one training step (one replica).
+
+    Attributes:
+        teacher, student: the models through the `DistillableClassifier`
+            protocol (keras-hub tasks arrive wrapped in a
+            `TextClassifierAdapter`).
+        settings: the `DistillationSettings`.
+        token_ids, padding_mask, segment_ids, labels: the real batch
+            (`segment_ids` and `labels` may be `None`).
+        teacher_logits: the teacher's logits on the real batch.
+        student_embeddings: the student's word embeddings of the batch,
+            inside the step's gradient tape.
+        clean_gradient: the gradient of the clean loss with respect to
+            `student_embeddings` (only for augmentations that ask for it).
+        step_seed: the stateless seed of this step.
+        group_offset: the global number of this replica's first MixUp group.
+        purpose: the augmentation's number in the step (seeds differ by it).
+    """
+
+    teacher: object
+    student: object
+    settings: DistillationSettings
     token_ids: object
     padding_mask: object
     segment_ids: object
@@ -121,20 +179,16 @@ class StepContext:
     purpose: int = 0
 
     @property
-    def teacher(self):
-        return self.distiller.teacher
-
-    @property
-    def student(self):
-        return self.distiller.student
-
-    @property
     def has_labels(self):
         return self.labels is not None
 
     @property
     def batch_size(self):
         return self.token_ids.shape[0]
+
+    def for_purpose(self, purpose):
+        """The same context with another `purpose` (its own random draws)."""
+        return dataclasses.replace(self, purpose=purpose)
 
     def seed(self, draw=0, group=0):
         """A stateless seed for one random draw of the current augmentation.
@@ -155,7 +209,7 @@ class StepContext:
 
     def teacher_forward(self, fn):
         """Runs `fn(teacher_training)` for the teacher, without gradients."""
-        return ops.stop_gradient(fn(self.distiller.teacher_dropout))
+        return ops.stop_gradient(fn(self.settings.teacher_dropout))
 
     def teacher_logits_on(self, token_ids, padding_mask, segment_ids):
         return self.teacher_forward(
@@ -170,18 +224,18 @@ class StepContext:
         )
 
     def distance(self, student_logits, teacher_logits):
-        d = self.distiller
-        return d.distillation_loss_weight * losses.distillation_distance(
-            student_logits, teacher_logits, d.distillation_loss, d.temperature
+        s = self.settings
+        return s.distillation_loss_weight * losses.distillation_distance(
+            student_logits, teacher_logits, s.distillation_loss, s.temperature
         )
 
     def mixed_loss(self, student_logits, teacher_logits, partner_index, lam):
         """`L_MixUp`: CE against mixed labels (when labeled) plus `d`."""
         loss = self.distance(student_logits, teacher_logits)
         if self.has_labels:
-            d = self.distiller
-            loss = loss + d.student_loss_weight * losses.mixed_student_loss(
-                student_logits, self.labels, partner_index, lam, d.task
+            s = self.settings
+            loss = loss + s.student_loss_weight * losses.mixed_student_loss(
+                student_logits, self.labels, partner_index, lam, s.task
             )
         return loss
 

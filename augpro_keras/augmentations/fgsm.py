@@ -149,9 +149,9 @@ class AugProFGSM(_Gradient):
         # Projected ids carry no gradient, so nothing needs to flow through e.
         perturbed = ops.stop_gradient(context.student_embeddings + self.perturbation(context))
         mask = context.padding_mask
-        projected = context.distiller.project(perturbed, context.student.embedding_matrix, mask)
+        projected = context.settings.project(perturbed, context.student.embedding_matrix, mask)
         new_ids = keep_special_tokens(
             projected, mask, context.token_ids, mask,
-            context.distiller.special_token_ids, context.distiller.pad_token_id,
+            context.settings.special_token_ids, context.settings.pad_token_id,
         )
         return context.distill_on_tokens(new_ids, mask)

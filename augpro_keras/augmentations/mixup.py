@@ -87,14 +87,14 @@ class AugProMix(_Mixing):
         partner_index, lam = draw_mix(context, self.lam, self.alpha)
         mask = context.padding_mask
         mixed, mixed_mask = mix_with_partners(context.teacher_embeddings(), mask, partner_index, lam)
-        projected = context.distiller.project(mixed, context.teacher.embedding_matrix, mixed_mask)
+        projected = context.settings.project(mixed, context.teacher.embedding_matrix, mixed_mask)
         new_ids = keep_special_tokens(
             projected,
             mixed_mask,
             context.token_ids,
             mask,
-            context.distiller.special_token_ids,
-            context.distiller.pad_token_id,
+            context.settings.special_token_ids,
+            context.settings.pad_token_id,
             partner_ids=ops.take(context.token_ids, partner_index, axis=0),
             partner_mask=ops.take(mask, partner_index, axis=0),
         )

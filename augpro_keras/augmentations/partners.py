@@ -8,11 +8,11 @@ def draw_mix(context, lam=0.5, alpha=None):
     """Returns `(partner_index [B] int32, lam [B] float32)`.
 
     Partners are a random permutation within each group of
-    `context.distiller.mix_group_size` consecutive rows (the whole replica
+    `context.settings.mix_group_size` consecutive rows (the whole replica
     batch by default); `lam` is fixed or drawn from Beta(alpha, alpha).
     """
     batch_size = context.batch_size
-    group_size = context.distiller.mix_group_size or batch_size
+    group_size = context.settings.mix_group_size or batch_size
     if batch_size % group_size:
         raise ValueError(
             f"The per-replica batch size {batch_size} is not a multiple of "

@@ -15,7 +15,7 @@ def _replaceable(context):
     """Bool `[B, L]`: real, non-special positions."""
     return ops.logical_and(
         ops.cast(context.padding_mask, "bool"),
-        ~is_special(context.token_ids, context.distiller.special_token_ids),
+        ~is_special(context.token_ids, context.settings.special_token_ids),
     )
 
 
@@ -76,12 +76,12 @@ class KNNReplacement(base.Augmentation):
 
         old_ids = ops.take_along_axis(token_ids, positions, axis=1)
         table = context.teacher.embedding_matrix
-        queries = sim.prepare_queries(ops.take(table, ops.reshape(old_ids, (-1,)), axis=0), context.distiller.similarity)
-        scores = sim.scores(queries, table, context.distiller.similarity)
+        queries = sim.prepare_queries(ops.take(table, ops.reshape(old_ids, (-1,)), axis=0), context.settings.similarity)
+        scores = sim.scores(queries, table, context.settings.similarity)
         vocabulary = ops.arange(table.shape[0], dtype="int32")[None, :]
         banned = ops.logical_or(
             vocabulary == ops.reshape(old_ids, (-1, 1)),
-            is_special(vocabulary, context.distiller.special_token_ids),
+            is_special(vocabulary, context.settings.special_token_ids),
         )
         _, neighbours = ops.top_k(ops.where(banned, -np.inf, scores), k=self.k)
         pick = tf.random.stateless_uniform(
@@ -116,7 +116,7 @@ class RandomTokens(base.Augmentation):
 
     def compute(self, context):
         token_ids = ops.cast(context.token_ids, "int32")
-        allowed = allowed_token_ids(context.teacher.vocabulary_size, context.distiller.special_token_ids)
+        allowed = allowed_token_ids(context.teacher.vocabulary_size, context.settings.special_token_ids)
         draws = tf.random.stateless_uniform(
             token_ids.shape, seed=context.seed(0), maxval=len(allowed), dtype="int32"
         )

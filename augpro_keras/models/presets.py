@@ -91,7 +91,10 @@ def special_token_ids_from_tokenizer(tokenizer, vocabulary_size=None):
     Returns:
         A sorted tuple of ints.
     """
-    ids = {int(i) for i in tokenizer.special_token_ids}
+    ids = {int(i) for i in tokenizer.special_token_ids if i is not None}
+    # XLM-RoBERTa keeps its mask token out of `special_token_ids`.
+    if getattr(tokenizer, "mask_token_id", None) is not None:
+        ids.add(int(tokenizer.mask_token_id))
     vocabulary = tokenizer.get_vocabulary()
     for token in _UNKNOWN_TOKENS:
         if token in vocabulary:

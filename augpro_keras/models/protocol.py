@@ -135,8 +135,13 @@ class DistillableClassifier(keras.Model):
         )
 
 
-def unpack_inputs(inputs):
-    """Returns `(token_ids, padding_mask, segment_ids or None)` from an input dict."""
+def unpack_inputs(inputs, pad_token_id=None):
+    """Returns `(token_ids, padding_mask, segment_ids or None)` from an input dict.
+
+    Without a `"padding_mask"` (F-Net and RoFormerV2 preprocessors give
+    none) the mask is `token_ids != pad_token_id`, or all ones when no
+    padding id is given.
+    """
     if not isinstance(inputs, dict) or "token_ids" not in inputs:
         raise ValueError(
             "Expected inputs as a dict with keys 'token_ids', 'padding_mask' and "
@@ -146,5 +151,79 @@ def unpack_inputs(inputs):
     token_ids = inputs["token_ids"]
     padding_mask = inputs.get("padding_mask")
     if padding_mask is None:
-        padding_mask = ops.ones_like(token_ids, dtype="bool")
+        padding_mask = (
+            ops.ones_like(token_ids, dtype="bool")
+            if pad_token_id is None
+            else ops.not_equal(token_ids, pad_token_id)
+        )
     return token_ids, padding_mask, inputs.get("segment_ids")
+
+
+def as_distillable(model, role="model"):
+    """`model` through the `DistillableClassifier` protocol.
+
+    A `DistillableClassifier` is returned as it is; a keras-hub
+    `TextClassifier` is wrapped in a `TextClassifierAdapter`, which runs the
+    task's own layers.
+
+    Args:
+        model: a `DistillableClassifier` or a `keras_hub.models.TextClassifier`.
+        role: "teacher", "student" or "model", for error messages.
+    """
+    if isinstance(model, DistillableClassifier):
+        return model
+    import keras_hub  # Deferred: importing keras-hub takes seconds.
+
+    if isinstance(model, keras_hub.models.TextClassifier):
+        from augpro_keras.models.text_classifier_adapter import TextClassifierAdapter
+
+        return TextClassifierAdapter(model)
+    raise ValueError(
+        f"The {role} ({type(model).__name__}) is no `keras_hub.models.TextClassifier` "
+        "(BertTextClassifier, DistilBertTextClassifier, RobertaTextClassifier, ...) and "
+        "does not implement the DistillableClassifier protocol (`embed_tokens`, "
+        "`hidden_states_at`, `logits_from_hidden`, `embedding_matrix`, ...). Use a keras-hub "
+        "text classifier, or subclass `augpro_keras.models.DistillableClassifier`."
+    )
+
+
+def tokenizer_of(model):
+    """The tokenizer of a model's preprocessor, or `None`."""
+    return getattr(getattr(model, "preprocessor", None), "tokenizer", None)
+
+
+def check_shared_vocabulary(teacher, student, teacher_view, student_view):
+    """Raises a `ValueError` unless teacher and student share one vocabulary.
+
+    With a tokenizer on both sides (keras-hub tasks with preprocessors) the
+    vocabularies are compared token by token and the message names both
+    tokenizers and the first differing token; otherwise the embedding
+    tables' sizes and the padding ids are compared.
+    """
+    tokenizers = tokenizer_of(teacher), tokenizer_of(student)
+    if all(t is not None for t in tokenizers):
+        vocabularies = [list(t.get_vocabulary()) for t in tokenizers]
+        names = [f"{type(t).__name__} of the {role}" for t, role in zip(tokenizers, ("teacher", "student"))]
+        if vocabularies[0] != vocabularies[1]:
+            first = next(
+                (i for i, (a, b) in enumerate(zip(*vocabularies)) if a != b),
+                min(len(v) for v in vocabularies),
+            )
+            shown = [repr(v[first]) if first < len(v) else "(none)" for v in vocabularies]
+            raise ValueError(
+                "Teacher and student must share one vocabulary (projections map the teacher's "
+                f"tokens to the student's by id). The {names[0]} ({len(vocabularies[0])} tokens) "
+                f"and the {names[1]} ({len(vocabularies[1])} tokens) differ first at id "
+                f"{first}: {shown[0]} against {shown[1]}."
+            )
+    if teacher_view.vocabulary_size != student_view.vocabulary_size:
+        raise ValueError(
+            "Teacher and student must share one vocabulary (the same tokenizer): the "
+            f"teacher's has {teacher_view.vocabulary_size} tokens, the student's has "
+            f"{student_view.vocabulary_size}."
+        )
+    if teacher_view.pad_token_id != student_view.pad_token_id:
+        raise ValueError(
+            f"Teacher and student use different padding ids ({teacher_view.pad_token_id} "
+            f"and {student_view.pad_token_id}); they must share one tokenizer."
+        )
