@@ -44,6 +44,33 @@ def _keras_iterators_before(epochs_done, cardinality_known):
     return 2 * epochs_done if cardinality_known else epochs_done
 
 
+def _skipping_train_function(model, train_function):
+    """`train_function` that first reads and drops the batches trained before a resume.
+
+    For models other than a `Distiller` (which does this itself): while
+    `model._steps_to_skip > 0`, each call reads `steps_per_execution`
+    batches, restores the saved running metric values once, and returns the
+    metrics' current values as the step's logs.
+    """
+    from augpro_keras import checkpointing as checkpoints
+
+    def function(iterator):
+        if getattr(model, "_steps_to_skip", 0) <= 0:
+            return train_function(iterator)
+        for _ in range(int(getattr(model, "steps_per_execution", 1) or 1)):
+            optional = iterator.get_next_as_optional()
+            if not bool(optional.has_value()):
+                raise StopIteration
+            model._steps_to_skip -= 1
+        pending = getattr(model, "_pending_metric_values", None)
+        if pending is not None:
+            checkpoints.restore_metric_values(model, pending)
+            model._pending_metric_values = None
+        return model.get_metrics_result()
+
+    return function
+
+
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss."""
 
@@ -220,7 +247,43 @@ class DistillationBackup(keras.callbacks.Callback):
             raise FileNotFoundError(f"No backup found in {self.directory}.")
         return checkpointing.restore_backup(model, latest["path"])
 
-    # --- driven by Distiller.fit -----------------------------------------------
+    def fit(self, model, x, callbacks=(), **kwargs):
+        """Trains a Keras model that is not a `Distiller` with this backup.
+
+        The same as `Distiller.fit` with this callback, for any compiled
+        `keras.Model` (e.g. a classifier fine-tuned on labels): it resumes
+        from the newest backup in `directory` (mid-epoch included), runs
+        `NonFiniteLossGuard`s before the other callbacks, and otherwise
+        calls `model.fit(x, callbacks=..., **kwargs)`. A `Distiller` can
+        be passed too; it is then trained with its own `fit`.
+
+        Example:
+        ```python
+        classifier.compile(optimizer="adam", loss=..., metrics=["accuracy"])
+        backup = DistillationBackup("runs/teacher/backup", save_every_steps=100)
+        backup.fit(classifier, train_ds.repeat(), epochs=3, steps_per_epoch=50)
+        ```
+        """
+        callbacks = list(callbacks)
+        guards = [c for c in callbacks if isinstance(c, NonFiniteLossGuard)]
+        others = [c for c in callbacks if not isinstance(c, NonFiniteLossGuard)]
+        if hasattr(model, "_skip_trained_batches"):  # A Distiller resumes by itself.
+            return model.fit(x, callbacks=guards + others + [self], **kwargs)
+        x, kwargs["initial_epoch"] = self._prepare(
+            model, x, kwargs.get("initial_epoch", 0), kwargs.get("steps_per_epoch")
+        )
+        model.make_train_function()
+        train_function = model.train_function
+        model.train_function = _skipping_train_function(model, train_function)
+        try:
+            return model.fit(x, callbacks=guards + others + [self], **kwargs)
+        finally:
+            model.train_function = train_function
+            model._steps_to_skip = 0
+            model._pending_metric_values = None
+            self._finish()
+
+    # --- driven by Distiller.fit (or `fit` above) --------------------------------
     def _prepare(self, model, x, initial_epoch, steps_per_epoch):
         """Called by `Distiller.fit`; returns the `(x, initial_epoch)` to train with."""
         latest = self.latest()
@@ -295,7 +358,7 @@ class DistillationBackup(keras.callbacks.Callback):
         if self._run is None:
             raise ValueError(
                 "DistillationBackup works through `augpro_keras.Distiller.fit`, which "
-                "resumes from it; for other models use `keras.callbacks.BackupAndRestore`."
+                "resumes from it; train other models with `backup.fit(model, x, ...)`."
             )
         pending = self._run["pending"]
         if pending is not None:

@@ -19,7 +19,9 @@ distiller.fit(train, epochs=3, callbacks=callbacks)
 ```
 """
 
+import json
 import math
+import os
 
 import keras
 import numpy as np
@@ -43,12 +45,17 @@ class ValidationMetrics(keras.callbacks.Callback):
         metric_fn: `metric_fn(predictions, labels) -> {name: value}`.
         monitor: the metric that picks the best epoch (higher is better).
         restore_best: set the best epoch's weights at the end of training.
+        state_file: `None`, or a `.npz` file that keeps the best epoch (its
+            metrics and weights) so that a resumed run knows the epochs
+            trained before the interruption; written through a rename, read
+            at the start of training when it exists.
 
     Attributes:
         best: the best epoch's metrics, `best_epoch` its number (from 1).
     """
 
-    def __init__(self, dataset, num_examples, labels, metric_fn, monitor, restore_best=True):
+    def __init__(self, dataset, num_examples, labels, metric_fn, monitor, restore_best=True,
+                 state_file=None):
         super().__init__()
         self.dataset = dataset
         self.num_examples = num_examples
@@ -56,6 +63,7 @@ class ValidationMetrics(keras.callbacks.Callback):
         self.metric_fn = metric_fn
         self.monitor = monitor
         self.restore_best = restore_best
+        self.state_file = state_file
         self.best = None
         self.best_epoch = None
         self._best_weights = None
@@ -65,16 +73,37 @@ class ValidationMetrics(keras.callbacks.Callback):
         predictions = _target(self.model).predict(self.dataset, verbose=0)
         return self.metric_fn(np.asarray(predictions)[: self.num_examples], self.labels)
 
+    def on_train_begin(self, logs=None):
+        if self.state_file is None or not os.path.isfile(self.state_file):
+            return
+        with np.load(self.state_file) as saved:
+            header = json.loads(str(saved["header"]))
+            count = int(header["num_weights"])
+            self._best_weights = [saved[f"weight_{i}"] for i in range(count)]
+        self.best, self.best_epoch = header["metrics"], header["epoch"]
+
     def on_epoch_end(self, epoch, logs=None):
         values = self.evaluate()
         if logs is not None:
             logs.update({f"val_{name}": value for name, value in values.items()})
         score = values[self.monitor]
         best = None if self.best is None else self.best[self.monitor]
-        if best is None or (not math.isnan(score) and (math.isnan(best) or score > best)):
+        if best is None or (math.isfinite(score) and (not math.isfinite(best) or score > best)):
             self.best, self.best_epoch = values, epoch + 1
             if self.restore_best:
                 self._best_weights = _target(self.model).get_weights()
+            self._write_state()
+
+    def _write_state(self):
+        if self.state_file is None or self._best_weights is None:
+            return
+        header = {"metrics": {k: float(v) for k, v in self.best.items()},
+                  "epoch": self.best_epoch, "num_weights": len(self._best_weights)}
+        arrays = {f"weight_{i}": w for i, w in enumerate(self._best_weights)}
+        temporary = f"{self.state_file}.tmp-{os.getpid()}.npz"
+        with open(temporary, "wb") as f:
+            np.savez(f, header=np.asarray(json.dumps(header)), **arrays)
+        os.replace(temporary, self.state_file)
 
     def on_train_end(self, logs=None):
         if self.restore_best and self._best_weights is not None:

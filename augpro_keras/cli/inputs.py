@@ -31,6 +31,13 @@ from augpro_keras.data import tokenizers
 from augpro_keras.data import tsv
 
 
+class InputError(ValueError):
+    """A bad input file or option; the message names it, where, and what is allowed.
+
+    The command line tool reports it as one paragraph and exits with status 2.
+    """
+
+
 @dataclasses.dataclass
 class TaskData:
     """The examples of a run and what the task is.
@@ -46,6 +53,7 @@ class TaskData:
         is_regression: whether labels are float scores.
         metrics: metric names, the first one selects the best model.
         glue_task: the `GlueTask`, or `None`.
+        warnings: problems of the data that the config accepts (printed).
     """
 
     name: str
@@ -57,6 +65,7 @@ class TaskData:
     is_regression: bool
     metrics: tuple
     glue_task: object = None
+    warnings: tuple = ()
 
     @property
     def is_pair(self):
@@ -72,22 +81,83 @@ def _load_splits(config):
         train = glue.load_glue(task, "train", data["glue_dir"])
         validation = glue.load_glue(task, task.splits[1], data["glue_dir"])
         return task.display_name, train, validation, task
-    kwargs = dict(text_columns=data["text_columns"], label_column=data["label_column"],
-                  label_names=data["label_names"])
-    train = tsv.load_text_classification_file(data["train_file"], **kwargs)
-    validation = tsv.load_text_classification_file(data["validation_file"], **kwargs)
-    if train.label_names != validation.label_names:
-        raise ValueError(
-            f"The label sets of {data['train_file']} {train.label_names} and "
-            f"{data['validation_file']} {validation.label_names} differ; set data.label_names."
-        )
+    train = _read_file(data, "train_file")
+    validation = _read_file(data, "validation_file")
+    if data["label_names"] is None:
+        train, validation = _common_label_names(data, train, validation)
     return os.path.basename(data["train_file"]), train, validation, None
 
 
+def _read_file(data, key, label_names=None):
+    try:
+        return tsv.load_text_classification_file(
+            data[key], text_columns=data["text_columns"], label_column=data["label_column"],
+            label_names=label_names or data["label_names"])
+    except (ValueError, FileNotFoundError) as error:
+        raise InputError(f"data.{key}: {error}") from None
+
+
+def _label_kind(examples):
+    if examples.label_names is not None:
+        return "names"
+    return "scores" if any(isinstance(v, float) for v in examples.labels) else "class ids"
+
+
+def _common_label_names(data, train, validation):
+    """Both files read with one label mapping (string labels: the training file's order)."""
+    kinds = _label_kind(train), _label_kind(validation)
+    if kinds == ("scores", "class ids"):
+        return train, dataclasses.replace(validation, labels=[float(v) for v in validation.labels])
+    if kinds[0] != kinds[1]:
+        raise InputError(
+            f"data.validation_file: its labels are {kinds[1]} but those of "
+            f"data.train_file ({data['train_file']}) are {kinds[0]}; both files must label "
+            "examples the same way (class ids 0, 1, ..., names, or float scores)."
+        )
+    if kinds[0] != "names":
+        return train, validation
+    extra = sorted(set(validation.label_names) - set(train.label_names))
+    names = list(train.label_names) + extra
+    return train, _read_file(data, "validation_file", label_names=names)
+
+
+def _unseen_validation_labels(data, train, validation, label_names):
+    """The warning (or error) for validation labels that training never has."""
+    unseen = sorted(set(validation.labels) - set(train.labels))
+    if not unseen:
+        return None
+    shown = [label_names[i] if label_names else i for i in unseen]
+    where = ""
+    if data["source"] == "files":
+        line = tsv.first_line_with_label(data["validation_file"], data["label_column"],
+                                         str(shown[0]))
+        where = f" (first: {data['validation_file']}, line {line})" if line else ""
+    text = (f"validation labels {shown}{where} never occur in the training data, so no "
+            "model can learn them")
+    if not data["allow_unseen_validation_labels"]:
+        raise InputError(
+            f"data: {text}. Fix the files (a typo in a label?), or set "
+            "data.allow_unseen_validation_labels: true to train and evaluate anyway (those "
+            "examples then count as errors)."
+        )
+    return f"{text}; they count as errors (data.allow_unseen_validation_labels: true)."
+
+
 def load_task_data(config):
-    """Loads the examples a config names and derives the task's properties."""
+    """Loads the examples a config names and derives the task's properties.
+
+    Raises:
+        InputError: a file that cannot be read as the config says, with the
+            file, line and what is allowed; too few examples; validation
+            labels that training never has (unless the config accepts them).
+    """
     data = config["data"]
-    name, train, validation, task = _load_splits(config)
+    try:
+        name, train, validation, task = _load_splits(config)
+    except InputError:
+        raise
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        raise InputError(str(error)) from None
     seed = config["seed"]
     if data["max_train_examples"] and train.num_examples > data["max_train_examples"]:
         train = splits.take_fraction(train, data["max_train_examples"] / train.num_examples, seed)
@@ -101,7 +171,7 @@ def load_task_data(config):
     else:
         labels = np.asarray(train.labels)
         is_regression = labels.dtype.kind == "f"
-        label_names = train.label_names
+        label_names = train.label_names if validation.label_names is None else validation.label_names
         num_classes = 1 if is_regression else (
             len(label_names) if label_names else int(max(labels.max(), max(validation.labels))) + 1
         )
@@ -111,18 +181,29 @@ def load_task_data(config):
             metric_names = ("accuracy", "f1")
         else:
             metric_names = ("accuracy",)
+    warnings = []
+    if not is_regression:
+        if num_classes < 2:
+            raise InputError(
+                f"data: every training and validation example has the same label "
+                f"({(label_names or [train.labels[0]])[0]!r}); a classifier needs at least "
+                "two classes."
+            )
+        unseen = _unseen_validation_labels(data, train, validation, label_names)
+        if unseen:
+            warnings.append(unseen)
     distill = train
     if data["labeled_fraction"] is not None:
         train, unlabeled = splits.labeled_unlabeled_split(train, data["labeled_fraction"], seed)
         distill = dataclasses.replace(unlabeled, labels=None)
     for split, examples in (("training", train), ("distillation", distill)):
         if examples.num_examples < data["batch_size"]:
-            raise ValueError(
+            raise InputError(
                 f"The {split} set has {examples.num_examples} examples, fewer than one batch "
                 f"(data.batch_size={data['batch_size']}); lower data.batch_size."
             )
     return TaskData(name, train, distill, validation, label_names, num_classes,
-                    is_regression, tuple(metric_names), task)
+                    is_regression, tuple(metric_names), task, tuple(warnings))
 
 
 def compute_metrics(task_data, predictions, labels):
@@ -177,21 +258,31 @@ def load_tokenizer(path):
             f"Tokenizer file not found: {path}. It is written beside every model the "
             "command line tool saves (tokenizer.json)."
         )
-    with open(path, encoding="utf-8") as f:
-        spec = json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            spec = json.load(f)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise InputError(
+            f"{path} is not a tokenizer file written by augpro-keras (JSON with the "
+            f"tokenizer's class and config): {error}"
+        ) from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        raise InputError(f"{path} is not a tokenizer file written by augpro-keras: expected "
+                         "a JSON object with `class` and `config`.")
     classes = {
         "SentencePieceTextTokenizer": tokenizers.SentencePieceTextTokenizer,
         "WordPieceTextTokenizer": tokenizers.WordPieceTextTokenizer,
     }
     if spec.get("class") not in classes:
-        raise ValueError(f"{path}: unknown tokenizer class {spec.get('class')!r}")
+        raise InputError(f"{path}: unknown tokenizer class {spec.get('class')!r}; expected one "
+                         f"of {sorted(classes)}")
     return classes[spec["class"]].from_config(spec["config"])
 
 
 # --- datasets -------------------------------------------------------------------
 def check_batch_size(batch_size, num_replicas, key):
     if batch_size % num_replicas:
-        raise ValueError(
+        raise InputError(
             f"{key}={batch_size} must be divisible by the {num_replicas} replicas of the "
             "strategy; change it."
         )

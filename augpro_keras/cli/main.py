@@ -54,6 +54,13 @@ def _common(parser):
     group.add_argument("--quiet", action="store_true", help="no Keras progress bars")
 
 
+def _overwrite(parser):
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the results of a finished run in the output folder "
+                             "(rows of runs that are not run again are kept); without it "
+                             "such a folder is refused")
+
+
 def _teacher_dir(parser):
     parser.add_argument("--teacher", metavar="DIR",
                         help="folder with teacher.keras and tokenizer.json (default: the output "
@@ -87,10 +94,13 @@ def build_parser():
     add("finetune", "fine-tune the teacher",
         "Fine-tune the teacher on the labeled training data and save teacher.keras and "
         "tokenizer.json in the output folder.")
+    _overwrite(commands.choices["run"])
+    _overwrite(commands.choices["finetune"])
     distill = add("distill", "distil a saved teacher into students",
                   "Distil the saved teacher into a student for every run of distill.runs, or "
                   "for the one list given with --augmentations; save the best student.")
     _teacher_dir(distill)
+    _overwrite(distill)
     distill.add_argument("--augmentations", metavar="LIST",
                          help="comma-separated augmentations for a single run, e.g. "
                               "augpro_mix,augpro_fgsm ('' for plain KD)")
@@ -179,14 +189,21 @@ def main(argv=None):
 
     tf.get_logger().setLevel(logging.ERROR)  # e.g. retracing notes between models
     from augpro_keras.cli.config import ConfigError
+    from augpro_keras.cli.inputs import InputError
     from augpro_keras.cli.strategy import StrategyError
+    from augpro_keras.cli.training import TrainingError
 
     try:
         config = _load(args)
         return _dispatch(args, config)
-    except ConfigError as error:
+    except (ConfigError, InputError, FileNotFoundError) as error:
         parser.exit(2, f"augpro-keras {args.command}: error: {error}\n")
-    except (StrategyError, FileNotFoundError) as error:
+    except TrainingError as error:
+        parser.exit(1, f"augpro-keras {args.command}: error: {error} Nothing was saved: the "
+                       f"files in {config['output_dir']} are unchanged. Running the same "
+                       "command again resumes from the last backup before this step; with "
+                       "other settings (e.g. a lower learning rate) it starts over.\n")
+    except StrategyError as error:
         parser.exit(1, f"augpro-keras {args.command}: error: {error}\n")
     except KeyboardInterrupt:
         parser.exit(130, "\nInterrupted; earlier results were left unchanged.\n")
@@ -201,11 +218,11 @@ def _dispatch(args, config):
     from augpro_keras.cli import pipeline
 
     if args.command == "run":
-        pipeline.run(config)
+        pipeline.run(config, overwrite=args.overwrite)
     elif args.command == "finetune":
-        pipeline.finetune(config)
+        pipeline.finetune(config, overwrite=args.overwrite)
     elif args.command == "distill":
-        pipeline.distill(config, teacher_dir=args.teacher)
+        pipeline.distill(config, teacher_dir=args.teacher, overwrite=args.overwrite)
     elif args.command == "evaluate":
         pipeline.evaluate(config, args.model, args.tokenizer, args.output)
     elif args.command == "augment":

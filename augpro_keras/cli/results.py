@@ -28,8 +28,12 @@ class Row:
     Attributes:
         name: row label ("Teacher", "FT student", "KD+AugPro-Mix", ...).
         metrics: `{metric: value}` (fractions, not percentages).
-        role: "teacher" or "student".
-        details: anything else worth keeping (epochs, augmentations, time).
+        role: "teacher", "student" (a distilled student, a candidate for
+            the best student) or "reference" (the FT student: fine-tuned on
+            the labels alone, shown for comparison, never the best student).
+        details: anything else worth keeping (epochs, augmentations, time);
+            `file`: the output file that holds this model, if any; `kept`:
+            the row comes from an earlier `results.json` (`--overwrite`).
     """
 
     name: str
@@ -59,8 +63,13 @@ class ResultsTable:
         return row
 
     def best_student(self):
-        """The student row with the highest first metric (`None` without students)."""
-        students = [r for r in self.rows if r.role == "student"]
+        """The distilled student row with the highest first metric (`None` without one).
+
+        Rows kept from an earlier run count only when their model is still
+        saved (their `file`); rows whose first metric is NaN come last.
+        """
+        students = [r for r in self.rows if r.role == "student"
+                    and (not r.details.get("kept") or r.details.get("file"))]
         key = self.metrics[0]
 
         def score(row):
@@ -75,7 +84,8 @@ class ResultsTable:
         header = ["Model"] + list(self.metrics)
         body = []
         for row in self.rows:
-            name = row.name + (" *" if row is best else "")
+            name = row.name + (" *" if row is best else "") + (
+                " (earlier)" if row.details.get("kept") else "")
             body.append([name] + [_percent(row.metrics.get(m)) for m in self.metrics])
         widths = [max(len(str(line[i])) for line in [header] + body) for i in range(len(header))]
 
@@ -87,8 +97,26 @@ class ResultsTable:
                  "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
         lines += [line(cells) for cells in body]
         if best is not None and mark_best:
-            lines.append(f"* best student by {self.metrics[0]}")
+            lines.append(f"* best student by {self.metrics[0]}" + (
+                f" among the distilled students: {best.details['file']}"
+                + (f" and {best.details['saved_model']}/" if best.details.get("saved_model")
+                   else "")
+                if best.details.get("file") else ""))
+        lines += self._legend()
         return "\n".join(lines)
+
+    def _legend(self):
+        lines = []
+        for row in self.rows:
+            if row.role == "teacher" and row.details.get("file"):
+                lines.append(f"{row.name}: {row.details['file']}")
+            elif row.role == "reference":
+                lines.append(f"{row.name}: fine-tuned on the labels alone, a reference row "
+                             "(never the best student; not saved)")
+        if any(row.details.get("kept") for row in self.rows):
+            lines.append("(earlier): kept from the results.json this command replaced "
+                         "(--overwrite); not run again")
+        return lines
 
     def to_dict(self):
         best = self.best_student()

@@ -11,10 +11,13 @@ with command_session(config, out=print) as session:
 
 import contextlib
 import dataclasses
+import json
 import os
+import shutil
 import time
 
 import keras
+import numpy as np
 
 from augpro_keras.cli import inputs
 from augpro_keras.cli.strategy import resolve_strategy
@@ -31,6 +34,7 @@ class Session:
         tokenizer: the `TextTokenizer`.
         out: function that prints a line for the user.
         log_root: TensorBoard folder of this command (`None` when disabled).
+        work: the `WorkFolder` of a training command (backups, resume).
     """
 
     config: dict
@@ -39,6 +43,7 @@ class Session:
     tokenizer: object
     out: object
     log_root: str | None
+    work: object = None
 
     @property
     def strategy(self):
@@ -75,8 +80,113 @@ def _dtype_policy(name):
         keras.mixed_precision.set_dtype_policy(previous)
 
 
+WORK_DIR = ".augpro-work"
+
+
+class WorkFolder:
+    """What a command keeps while it runs, so that the same command resumes after a crash.
+
+    `<output_dir>/.augpro-work/` holds `state.json` (the command and its
+    config), the tokenizer, the students' initial weights and one folder
+    per model: `backup/` (`DistillationBackup`), `best.npz` (the best
+    epoch so far), then, once trained, `model.keras` and `row.json`.
+    A finished command removes the whole folder. Another command or other
+    settings find the folder stale and start over.
+
+    Args:
+        output_dir: the command's output folder.
+    """
+
+    def __init__(self, output_dir):
+        self.root = os.path.join(output_dir, WORK_DIR)
+
+    def open(self, command, config, **extra):
+        """Starts or resumes; returns the state of an interrupted run to resume, or `None`.
+
+        A folder left by another command or other settings is removed
+        (it holds no results: those are only ever in the output folder).
+        """
+        state = {"command": command, "config": _comparable(config), **extra}
+        previous = self._read_json("state.json")
+        if previous is not None and previous != state:
+            self.remove()
+            previous = None
+        if previous is None:
+            self.remove()
+            os.makedirs(self.root, exist_ok=True)
+            self._write_json("state.json", state)
+        return previous
+
+    def path(self, *parts):
+        return os.path.join(self.root, *parts)
+
+    def phase(self, name):
+        """The folder of one model (created when needed)."""
+        folder = self.path(slug(name))
+        os.makedirs(folder, exist_ok=True)
+        return folder
+
+    def finished(self, name):
+        """`(model_file, row)` of a model trained before an interruption, or `None`."""
+        row = self._read_json(slug(name), "row.json")
+        if row is None:
+            return None
+        return self.path(slug(name), "model.keras"), row
+
+    def finish(self, name, model, row):
+        """Keeps a trained model and its results row; drops its backups."""
+        folder = self.phase(name)
+        model.save(os.path.join(folder, "model.keras"))
+        self._write_json(slug(name), "row.json", row)
+        shutil.rmtree(os.path.join(folder, "backup"), ignore_errors=True)
+
+    def save_arrays(self, name, arrays):
+        temporary = self.path(f".{name}.tmp.npz")
+        with open(temporary, "wb") as f:
+            np.savez(f, *arrays)
+        os.replace(temporary, self.path(name))
+
+    def load_arrays(self, name):
+        if not os.path.isfile(self.path(name)):
+            return None
+        with np.load(self.path(name)) as saved:
+            return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+    def remove(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _read_json(self, *parts):
+        try:
+            with open(self.path(*parts), encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def _write_json(self, *parts_and_data):
+        *parts, data = parts_and_data
+        path = self.path(*parts)
+        temporary = path + ".tmp"
+        with open(temporary, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, default=_jsonable)
+        os.replace(temporary, path)
+
+
+def _comparable(config):
+    """The config as JSON data, without keys that do not change results."""
+    data = json.loads(json.dumps(config, default=_jsonable))
+    data["runtime"].pop("verbose", None)
+    return data
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
 @contextlib.contextmanager
-def command_session(config, out=print, tokenizer=None, strategy_info=None):
+def command_session(config, out=print, tokenizer=None, strategy_info=None, data=None,
+                    work=None):
     """Sets up a command; yields a `Session`.
 
     The strategy is resolved first, then the global seed is set, before
@@ -91,6 +201,9 @@ def command_session(config, out=print, tokenizer=None, strategy_info=None):
             labeled or not).
         strategy_info: a `StrategyInfo` already resolved (a notebook that
             connected to its TPU); `None` resolves `runtime.strategy`.
+        data: the `TaskData`, when already loaded (and checked) before the
+            command started; `None` loads it here.
+        work: the `WorkFolder` of a training command, or `None`.
     """
     runtime = config["runtime"]
     # The strategy first: MultiWorkerMirroredStrategy must exist before other
@@ -99,13 +212,16 @@ def command_session(config, out=print, tokenizer=None, strategy_info=None):
     out(f"Strategy: {info.description}")
     keras.utils.set_random_seed(config["seed"])
     with _dtype_policy(runtime["mixed_precision"]):
-        data = inputs.load_task_data(config)
+        if data is None:
+            data = inputs.load_task_data(config)
         labeled = "unlabeled" if data.distill.labels is None else "labeled"
         out(
             f"Data: {data.name}: {data.train.num_examples} labeled training examples, "
             f"{data.distill.num_examples} {labeled} distillation examples, "
             f"{data.validation.num_examples} validation examples"
         )
+        for warning in data.warnings:
+            out(f"WARNING: {warning}")
         if tokenizer is None:
             tokenizer = inputs.build_tokenizer(config, _corpus(data))
         out(f"Tokenizer: {type(tokenizer).__name__}, {tokenizer.vocabulary_size} tokens")
@@ -114,7 +230,7 @@ def command_session(config, out=print, tokenizer=None, strategy_info=None):
         log_root = None
         if config["tensorboard"]["enabled"]:
             log_root = os.path.join(config["output_dir"], "logs", time.strftime("%Y%m%d-%H%M%S"))
-        yield Session(config, info, data, tokenizer, out, log_root)
+        yield Session(config, info, data, tokenizer, out, log_root, work)
 
 
 def _corpus(data):

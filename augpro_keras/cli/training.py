@@ -12,12 +12,18 @@ student, row = distill(session, teacher, factory.new(), run)
 ```
 """
 
+import functools
+import os
+import sys
 import time
 
 import keras
 import numpy as np
 
 from augpro_keras import checkpointing
+from augpro_keras.callbacks import DistillationBackup
+from augpro_keras.callbacks import NonFiniteLossError
+from augpro_keras.callbacks import NonFiniteLossGuard
 from augpro_keras.cli import callbacks as callbacks_lib
 from augpro_keras.cli import inputs
 from augpro_keras.cli.config import build_augmentations
@@ -46,22 +52,53 @@ def _tensorboard(session, name):
                                         write_graph=False, profile_batch=0)]
 
 
+class TrainingError(RuntimeError):
+    """Training stopped (NaN or Inf); the message names the model, epoch and step."""
+
+
+def progress_verbosity(verbose, stream=None):
+    """Keras's `verbose`: progress bars (1) become one line per epoch (2) off a terminal."""
+    stream = sys.stdout if stream is None else stream
+    if verbose == 1 and not (hasattr(stream, "isatty") and stream.isatty()):
+        return 2
+    return verbose
+
+
 def _fit(session, model, dataset, section, callbacks, name):
+    """`fit` with a NaN/Inf guard and a backup in the work folder, resuming from it."""
     config = session.config
     steps = config[section]["steps_per_epoch"]
     if steps is not None:
         dataset = dataset.repeat()
     session.out(f"\n== {name} ==")
+    callbacks = [NonFiniteLossGuard()] + callbacks
+    fit = model.fit
+    if session.work is not None:
+        backup = DistillationBackup(os.path.join(session.work.phase(name), "backup"),
+                                    save_every_steps=config["runtime"]["backup_every_steps"])
+        latest = backup.latest()
+        if latest is not None:
+            session.out(f"Resuming {name} from its backup: epoch {latest['epoch'] + 1}, after "
+                        f"batch {latest['batch']} (optimizer step {latest['iterations']}).")
+        fit = functools.partial(backup.fit, model)
     start = time.time()
-    # The dataset shuffles itself; `shuffle=False` only silences Keras's warning.
-    model.fit(dataset, epochs=config[section]["epochs"], steps_per_epoch=steps,
-              callbacks=callbacks, verbose=config["runtime"]["verbose"], shuffle=False)
+    try:
+        # The dataset shuffles itself; `shuffle=False` only silences Keras's warning.
+        fit(dataset, epochs=config[section]["epochs"], steps_per_epoch=steps,
+            callbacks=callbacks, verbose=progress_verbosity(config["runtime"]["verbose"]),
+            shuffle=False)
+    except NonFiniteLossError as error:
+        raise TrainingError(f"{name}: {error}") from None
     return time.time() - start
 
 
-def _validation_callback(session):
+def _validation_callback(session, name):
     dataset, n, labels = _validation(session)
-    return callbacks_lib.ValidationMetrics(dataset, n, labels, session.metric_fn, session.monitor)
+    state_file = None
+    if session.work is not None:
+        state_file = os.path.join(session.work.phase(name), "best.npz")
+    return callbacks_lib.ValidationMetrics(dataset, n, labels, session.metric_fn, session.monitor,
+                                           state_file=state_file)
 
 
 def reseed_dropout(models, seed):
@@ -96,10 +133,10 @@ def finetune(session, model, name, examples, section="finetune"):
     with session.strategy.scope():
         compile_classifier(model, config, session.data, config[section]["learning_rate"])
     dataset = inputs.train_dataset(examples, session.tokenizer, config)
-    validation = _validation_callback(session)
+    validation = _validation_callback(session, name)
     seconds = _fit(session, model, dataset, section, [validation] + _tensorboard(session, name),
                    name)
-    session.out(f"{name}: best epoch {validation.best_epoch}: {_metrics_text(validation.best)}")
+    session.out(f"{name}: best epoch {validation.best_epoch}: {metrics_text(validation.best)}")
     return model, validation.best, {"best_epoch": validation.best_epoch,
                                     "train_seconds": round(seconds, 1)}
 
@@ -153,7 +190,7 @@ def distill(session, teacher, student, run):
         distiller = make_distiller(session, teacher, student, run["augmentations"])
     labeled = session.data.distill.labels is not None
     dataset = inputs.train_dataset(session.data.distill, session.tokenizer, config, labeled)
-    validation = _validation_callback(session)
+    validation = _validation_callback(session, run["name"])
     callbacks = [validation]
     log_dir = session.log_dir(run["name"])
     if log_dir is not None and any(a.produces_tokens for a in distiller.augmentation_list):
@@ -166,7 +203,7 @@ def distill(session, teacher, student, run):
     callbacks += _tensorboard(session, run["name"])
     seconds = _fit(session, distiller, dataset, "distill", callbacks, run["name"])
     session.out(f"{run['name']}: best epoch {validation.best_epoch}: "
-                f"{_metrics_text(validation.best)}")
+                f"{metrics_text(validation.best)}")
     return student, validation.best, {
         "best_epoch": validation.best_epoch,
         "train_seconds": round(seconds, 1),
@@ -174,5 +211,5 @@ def distill(session, teacher, student, run):
     }
 
 
-def _metrics_text(values):
+def metrics_text(values):
     return ", ".join(f"{k} {100 * v:.2f}" for k, v in values.items())

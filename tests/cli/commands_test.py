@@ -69,7 +69,7 @@ def test_augment_writes_tsv_and_prints_teacher_labels(tiny_run, tmp_path, capsys
 def test_missing_teacher_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["augment", "--teacher", str(tmp_path), *TINY_ARGS])
-    assert exit_info.value.code == 1
+    assert exit_info.value.code == 2  # A bad option: exit status 2, as argparse's own errors.
     err = capsys.readouterr().err
     assert f"Tokenizer file not found: {tmp_path / 'tokenizer.json'}" in err
 

@@ -108,7 +108,8 @@ def test_failed_run_leaves_earlier_results_untouched(tiny_run, tmp_path, monkeyp
     monkeypatch.setattr(pipeline.training, "distill", broken)
     with pytest.raises(RuntimeError, match="distillation crashed"):
         pipeline.run(tiny_config(output_dir, "student.finetune=false",
-                                 "tensorboard.enabled=false"), out=lambda *a: None)
+                                 "tensorboard.enabled=false"), out=lambda *a: None,
+                     overwrite=True)
     with open(os.path.join(output_dir, "results.json")) as f:
         assert f.read() == old_results
     for name, mtime in before.items():
