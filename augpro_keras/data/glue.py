@@ -2,6 +2,10 @@
 
 import dataclasses
 import os
+import shutil
+import socket
+import threading
+import urllib.parse
 
 from augpro_keras.data.examples import TextExamples
 from augpro_keras.data.tsv import column_index
@@ -292,18 +296,64 @@ def _load_tsv(task, split, glue_dir):
     )
 
 
-def _load_tfds(task, split):
-    try:
-        import tensorflow_datasets as tfds
+def _reachable(host, timeout=10.0):
+    """Whether a TCP connection to `host`:443 opens within `timeout` seconds (DNS included)."""
+    result = []
 
-        dataset = tfds.load(task.tfds_name, split=split)
-    except Exception as e:  # Offline, missing data, or a failed download.
-        raise RuntimeError(
-            f"Could not load {task.tfds_name!r} split {split!r} with "
-            f"tensorflow_datasets ({type(e).__name__}: {e}). Without network "
-            "access, download the GLUE data and pass `glue_dir=` (the folder "
-            f"that holds {task.display_name}/{task.tsv_file(split)})."
-        ) from e
+    def connect():
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def _offline_message(task, split, reason):
+    return (
+        f"Could not load {task.tfds_name!r} split {split!r} with tensorflow_datasets: "
+        f"{reason}. Without network access, download the GLUE data elsewhere and pass "
+        f"--glue-dir DIR (config key data.glue_dir; Python: `glue_dir=`), the folder that "
+        f"holds {task.display_name}/{task.tsv_file(split)}."
+    )
+
+
+def _load_tfds(task, split, data_dir=None):
+    """Loads a split with TFDS; downloads it first when it is not prepared yet.
+
+    Before a download, the download host is probed (10 s at most): without
+    network the error comes at once (tfds itself retries for a long time),
+    and a failed download removes the dataset folder it started.
+    """
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(task.tfds_name, data_dir=data_dir)
+    except Exception as e:  # noqa: BLE001  An unknown or broken dataset definition.
+        raise RuntimeError(_offline_message(task, split, f"{type(e).__name__}: {e}")) from e
+    prepared = builder.is_prepared()
+    folder = os.path.dirname(builder.data_dir)  # <data_dir>/glue/<config>
+    existed = os.path.exists(folder)
+    if not prepared:
+        url = getattr(builder.builder_config, "data_url", None) or "https://dl.fbaipublicfiles.com"
+        host = urllib.parse.urlparse(url).hostname or "dl.fbaipublicfiles.com"
+        if not _reachable(host):
+            raise RuntimeError(_offline_message(
+                task, split, f"it is not downloaded yet and {host} cannot be reached"))
+    kwargs = {} if data_dir is None else {"data_dir": data_dir}
+    try:
+        dataset = tfds.load(task.tfds_name, split=split, **kwargs)
+    except BaseException as e:
+        if not existed:  # Leave no partial download behind.
+            shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(e, Exception):
+            raise RuntimeError(_offline_message(
+                task, split, f"{type(e).__name__}: {e}")) from e
+        raise
     columns = [[] for _ in task.text_features]
     labels = []
     for example in tfds.as_numpy(dataset):

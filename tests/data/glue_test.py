@@ -1,6 +1,10 @@
+import os
+import time
+
 import pytest
 
 from augpro_keras.data import GLUE_TASKS
+from augpro_keras.data import glue
 from augpro_keras.data import get_glue_task
 from augpro_keras.data import load_glue
 
@@ -143,6 +147,7 @@ def test_tfds_failure_suggests_glue_dir(monkeypatch):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(tfds, "load", offline)
+    monkeypatch.setattr(glue, "_reachable", lambda host: True)  # Online, but the load fails.
     with pytest.raises(RuntimeError, match=r"glue/rte.*glue_dir") as info:
         load_glue("rte", "train")
     assert "RTE/train.tsv" in str(info.value)
@@ -164,8 +169,33 @@ def test_tfds_examples_become_lists(monkeypatch):
         })
 
     monkeypatch.setattr(tfds, "load", fake_load)
+    monkeypatch.setattr(glue, "_reachable", lambda host: True)  # As if online.
     texts_a, texts_b, labels = load_glue("MNLI", "validation_mismatched")
     assert calls == [("glue/mnli", "validation_mismatched")]
     assert texts_a == ["A man plays.", "It rains."]
     assert texts_b == ["Someone plays.", "It is dry."]
     assert labels == [0, 2]
+
+
+def test_offline_tfds_fails_at_once_and_leaves_no_dataset_folder(tmp_path):
+    """No network (as here): the error names --glue-dir within seconds, nothing is written."""
+    start = time.time()
+    with pytest.raises(RuntimeError, match=r"cannot be reached.*--glue-dir DIR") as info:
+        glue._load_tfds(glue.get_glue_task("sst2"), "train", data_dir=str(tmp_path / "tfds"))
+    assert time.time() - start < 60
+    assert "SST-2/train.tsv" in str(info.value)
+    assert not (tmp_path / "tfds").exists()
+
+
+def test_failed_tfds_download_removes_its_dataset_folder(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    def partial_download(name, split, data_dir):
+        os.makedirs(os.path.join(data_dir, "glue", "sst2", "2.0.0.incomplete"))
+        raise ConnectionError("connection reset")
+
+    monkeypatch.setattr(tfds, "load", partial_download)
+    monkeypatch.setattr(glue, "_reachable", lambda host: True)
+    with pytest.raises(RuntimeError, match="connection reset.*--glue-dir"):
+        glue._load_tfds(glue.get_glue_task("sst2"), "train", data_dir=str(tmp_path))
+    assert os.listdir(tmp_path / "glue") == []
