@@ -47,9 +47,9 @@ def validate_number(value, name, minimum=None, maximum=None):
     """
     allowed = "a finite number"
     if minimum is not None and maximum is not None:
-        allowed = f"a finite number in [{minimum}, {maximum}]"
+        allowed = f"a number in [{minimum}, {maximum}]"
     elif minimum is not None:
-        allowed = f"a finite number >= {minimum}"
+        allowed = f"a number >= {minimum} (not NaN or infinite)"
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Real)

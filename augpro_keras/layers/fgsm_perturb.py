@@ -139,7 +139,7 @@ def checked_epsilon(epsilon):
         raise ValueError(f"`epsilon` must be a scalar. Received a tensor of shape {epsilon.shape}.")
     checks = input_checks.check_values(
         tf.logical_and(tf.math.is_finite(epsilon), epsilon >= 0),
-        "`epsilon` must be a finite number >= 0.",
+        "`epsilon` must be a number >= 0 (not NaN or infinite).",
         () if tf.executing_eagerly() else ("received epsilon=", epsilon),
         lambda: f"Received epsilon={float(epsilon)!r}.",
     )

@@ -21,7 +21,7 @@ def validate_lam_alpha(lam, alpha):
         or alpha <= 0
     ):
         raise ValueError(
-            f"`alpha` must be None (fixed lam) or a finite number > 0. Received: alpha={alpha!r}"
+            f"`alpha` must be None (fixed lam) or a number > 0 (not NaN or infinite). Received: alpha={alpha!r}"
         )
 
 
