@@ -110,8 +110,9 @@ def _common_label_names(data, train, validation):
         return train, dataclasses.replace(validation, labels=[float(v) for v in validation.labels])
     if kinds[0] != kinds[1]:
         raise InputError(
-            f"data.validation_file: its labels are {kinds[1]} but those of "
-            f"data.train_file ({data['train_file']}) are {kinds[0]}; both files must label "
+            f"data.validation_file: the labels of {data['validation_file']} are {kinds[1]} "
+            f"but those of data.train_file ({data['train_file']}) are {kinds[0]}; both files "
+            "must label "
             "examples the same way (class ids 0, 1, ..., names, or float scores)."
         )
     if kinds[0] != "names":
@@ -181,27 +182,32 @@ def load_task_data(config):
             metric_names = ("accuracy", "f1")
         else:
             metric_names = ("accuracy",)
-    warnings = []
-    if not is_regression:
-        if num_classes < 2:
-            raise InputError(
-                f"data: every training and validation example has the same label "
-                f"({(label_names or [train.labels[0]])[0]!r}); a classifier needs at least "
-                "two classes."
-            )
-        unseen = _unseen_validation_labels(data, train, validation, label_names)
-        if unseen:
-            warnings.append(unseen)
+    all_train = train
     distill = train
     if data["labeled_fraction"] is not None:
         train, unlabeled = splits.labeled_unlabeled_split(train, data["labeled_fraction"], seed)
         distill = dataclasses.replace(unlabeled, labels=None)
+    where = f" ({data['train_file']})" if data["source"] == "files" else ""
     for split, examples in (("training", train), ("distillation", distill)):
         if examples.num_examples < data["batch_size"]:
             raise InputError(
-                f"The {split} set has {examples.num_examples} examples, fewer than one batch "
+                f"The {split} set{where} has {examples.num_examples} examples, fewer than one "
+                "batch "
                 f"(data.batch_size={data['batch_size']}); lower data.batch_size."
             )
+    warnings = []
+    if not is_regression:
+        if num_classes < 2:
+            files = (f" of {data['train_file']} and {data['validation_file']}"
+                     if data["source"] == "files" else "")
+            raise InputError(
+                f"data: every training and validation example{files} has the same label "
+                f"({(label_names or [all_train.labels[0]])[0]!r}); a classifier needs at "
+                "least two classes."
+            )
+        unseen = _unseen_validation_labels(data, all_train, validation, label_names)
+        if unseen:
+            warnings.append(unseen)
     return TaskData(name, train, distill, validation, label_names, num_classes,
                     is_regression, tuple(metric_names), task, tuple(warnings))
 
@@ -276,7 +282,12 @@ def load_tokenizer(path):
     if spec.get("class") not in classes:
         raise InputError(f"{path}: unknown tokenizer class {spec.get('class')!r}; expected one "
                          f"of {sorted(classes)}")
-    return classes[spec["class"]].from_config(spec["config"])
+    try:
+        return classes[spec["class"]].from_config(spec["config"])
+    except (TypeError, ValueError, KeyError) as error:
+        raise InputError(f"{path}: the {spec['class']} config cannot be read "
+                         f"({type(error).__name__}: {error}); write the file again with "
+                         "augpro-keras.") from None
 
 
 # --- datasets -------------------------------------------------------------------

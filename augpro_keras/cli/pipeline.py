@@ -71,11 +71,10 @@ def check_model_file(path, role):
         raise InputError(f"{path} is a folder; the {role} must be a .keras file written by "
                          "augpro-keras (e.g. teacher.keras or student.keras).")
     if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{role.capitalize()} model not found: {path}. Run `augpro-keras finetune` (or "
-            "`run`) first, or pass its folder with --teacher."
-        )
-    with contextlib.suppress(OSError):
+        hint = (" Run `augpro-keras finetune` (or `run`) first, or pass its folder with "
+                "--teacher." if role == "teacher" else "")
+        raise FileNotFoundError(f"{role.capitalize()} file not found: {path}.{hint}")
+    with contextlib.suppress(OSError, zipfile.BadZipFile):
         with zipfile.ZipFile(path) as archive:
             if "config.json" in archive.namelist():
                 return
@@ -150,6 +149,8 @@ def _preflight(config, command, overwrite):
     a TFDS download, which the session loads after the strategy exists.
     """
     check_output_dir(config["output_dir"], command, overwrite)
+    if config["teacher"]["checkpoint"]:
+        check_model_file(config["teacher"]["checkpoint"], "teacher")
     data = config["data"]
     if data["source"] == "glue" and data["glue_dir"] is None:
         return None
