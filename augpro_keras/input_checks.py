@@ -61,11 +61,6 @@ def validate_number(value, name, minimum=None, maximum=None):
     return float(value)
 
 
-def is_symbolic(value):
-    """Whether `value` is a graph tensor (inside a `tf.function`)."""
-    return isinstance(value, tf.Tensor) and not hasattr(value, "numpy")
-
-
 def with_checks(value, checks):
     """`value`, made to depend on the assertion ops `checks` (none: unchanged)."""
     if not checks:
@@ -243,5 +238,5 @@ def as_value_error(error):
     if index < 0:
         return None
     text = message[index + len(MARKER):].split("\n")[0]
-    text = text.replace("] [", " ").strip(" []")
+    text = text.replace("] [", " ").strip(" []").replace("\\'", "'")
     return ValueError(text)

@@ -81,6 +81,7 @@ def test_graph_checks_raise_when_run_and_xla_skips_them():
         graph(LOGITS, np.array([0.3, 1.3, 1.0, 0.0], "float32"))
     converted = input_checks.as_value_error(info.value)
     assert isinstance(converted, ValueError) and "whole class ids" in str(converted)
+    assert "(use task='regression' for scores)" in str(converted)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"class ids in \[0, 3\)"):
         graph(LOGITS, np.array([0, 3, 1, 1], "int32"))
     # XLA drops assertions (documented): the compiled loss computes without checking.
