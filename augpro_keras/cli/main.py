@@ -183,6 +183,14 @@ def main(argv=None):
         return 0
     if args.command is None:
         args = parser.parse_args(["run"] + list(argv if argv is not None else sys.argv[1:]))
+    from augpro_keras.cli.quiet import native_start_up_notices_hidden
+
+    # TensorFlow's native notices also come at its first ops (CUDA probe, oneDNN).
+    with native_start_up_notices_hidden():
+        return _main(parser, args)
+
+
+def _main(parser, args):
     import logging
 
     import tensorflow as tf

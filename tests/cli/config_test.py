@@ -165,3 +165,16 @@ def test_docs_describe_every_key_with_its_default():
     docs = (ROOT / "docs" / "cli.md").read_text()
     for key, field in schema.describe():
         assert f"`{key}`" in docs, key
+
+
+def test_numbers_without_a_dot_are_numbers(tmp_path):
+    """PyYAML (YAML 1.1) reads `1e-3` as a string; the configs read it as YAML 1.2 does."""
+    path = tmp_path / "config.yaml"
+    path.write_text("finetune:\n  learning_rate: 2e-5\ndistill:\n  learning_rate: 1.0e-4\n")
+    config = config_lib.load_config(path, overrides=["distill.learning_rate=1e-3",
+                                                     "distill.temperature=2E0"])
+    assert config["finetune"]["learning_rate"] == 2e-5
+    assert config["distill"]["learning_rate"] == 1e-3
+    assert config["distill"]["temperature"] == 2.0
+    assert config_lib.parse_override("name=1e3x") == (["name"], "1e3x")
+    assert config_lib.parse_override("seed=7") == (["seed"], 7)

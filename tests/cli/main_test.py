@@ -78,3 +78,47 @@ def test_console_script_is_installed():
                             timeout=120)
     assert result.returncode == 0
     assert "usage: augpro-keras distill" in result.stdout
+
+
+def test_no_tensorflow_start_up_notices_on_help():
+    import subprocess
+    import sys
+
+    from tests.reliability.common import ROOT
+    from tests.reliability.common import python_environment
+
+    done = subprocess.run([sys.executable, "-m", "augpro_keras.cli.main", "--help"], cwd=ROOT,
+                          env=python_environment(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "usage: augpro-keras" in done.stdout
+    assert done.stderr == ""
+
+
+def test_native_notices_are_recognised_and_nothing_else():
+    from augpro_keras.cli.quiet import is_notice
+
+    for line in [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1796120907.077239    4566 port.cc:153] oneDNN custom operations are on.",
+        "I0000 00:00:1796120907.077519    4566 cudart_stub.cc:31] Could not find cuda drivers",
+        "E0000 00:00:1796121283.830700    8963 cuda_platform.cc:52] failed call to cuInit: ...",
+        "E0000 00:00:1796121286.030803    8963 util.cc:131] oneDNN supports DT_INT64 only on ...",
+    ]:
+        assert is_notice(line), line
+    for line in ["augpro-keras run: error: Invalid configuration:",
+                 "E0000 00:00:1796121286.030803    8963 util.cc:131] Something else failed",
+                 "Traceback (most recent call last):"]:
+        assert not is_notice(line), line
+
+
+def test_progress_is_one_line_per_epoch_off_a_terminal():
+    import io
+
+    from augpro_keras.cli.training import progress_verbosity
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert progress_verbosity(1, io.StringIO()) == 2
+    assert progress_verbosity(1, Terminal()) == 1
+    assert progress_verbosity(0, io.StringIO()) == 0
