@@ -147,9 +147,11 @@ def _bfloat16_error_bound(scores, query_norms, row_norm, width, similarity):
     return bound * (1.0 + 2.0**-10) + 4.0 * u32 * magnitude
 
 
-# The float32 re-search of uncertified positions takes this fraction of the
+# The re-searches of uncertified positions take this fraction of the
 # positions per round (at least 8 rows).
 _FALLBACK_ROWS = 1 / 16
+# Rows that the second stage of the exact bfloat16 search re-scores.
+_CANDIDATES = 8
 
 _SEARCH_DTYPES = ("float32", "bfloat16")
 
@@ -380,7 +382,8 @@ class EmbeddingProjection(keras.layers.Layer):
         (`_bfloat16_error_bound`); when `f_i` exceeds that, `i` is the
         float32 answer (certified). The other positions inside `searched`
         are searched again in float32, `_FALLBACK_ROWS` of them at a time.
-        With `fallback=False`, returns which positions need that instead.
+        With `fallback=False`, returns which positions each re-search takes
+        (`re_searched_positions`) instead.
         """
         bfloat16_queries = ops.cast(queries, "bfloat16")
         similarity = self.similarity
@@ -400,7 +403,7 @@ class EmbeddingProjection(keras.layers.Layer):
                 result = (ops.cast(best, "float32"), index + ops.cast(start, "int32"))
             if similarity != "cosine":
                 # The largest row norm, for the error bound (cosine rows have norm 1).
-                norms = ops.sqrt(ops.max(ops.sum(ops.square(rows), axis=-1)))
+                norms = ops.sqrt(tf.reduce_max(ops.sum(ops.square(rows), axis=-1)))
                 result = result + (norms,)
             return result
 
@@ -440,41 +443,103 @@ class EmbeddingProjection(keras.layers.Layer):
         # A row that no other row approaches (`second` is -inf when only one
         # token is allowed) is certified as well.
         certified = ops.logical_or(rescored > second + bound, ops.isinf(second))
-        needed = ops.logical_and(searched, ops.logical_not(certified))
+        first_needed = ops.logical_and(searched, ops.logical_not(certified))
+        token_ids, needed = self._re_search(
+            queries, token_ids, first_needed,
+            lambda rows: self._candidates_search(rows, embedding_matrix, plan))
         if not fallback:
-            return needed
-        return self._float32_fallback(queries, embedding_matrix, plan, token_ids, needed)
+            return first_needed, needed
+        return self._re_search(
+            queries, token_ids, needed,
+            lambda rows: (self._float32_search(rows, embedding_matrix, plan),
+                          ops.zeros((rows.shape[0],), "bool")))[0]
 
-    def _float32_fallback(self, queries, embedding_matrix, plan, token_ids, needed):
-        """Replaces `token_ids` where `needed` by the float32 search's ids.
+    def _candidates_search(self, queries, embedding_matrix, plan):
+        """The second stage: `(token_ids, uncertified)` of `[R]` positions from
+        the best `_CANDIDATES` rows of a bfloat16 search.
 
-        The needed positions are searched `rows` at a time (a static number,
+        Each block's best `K` bfloat16 scores (`tf.math.top_k`) merge into
+        the position's best `K`; those rows are re-scored in float32 and the
+        best (the lowest id among equal scores) is certified when it beats
+        the `K`-th bfloat16 score plus its error bound, which every other row
+        is below.
+        """
+        bfloat16_queries = ops.cast(queries, "bfloat16")
+        similarity = self.similarity
+        k = min(_CANDIDATES, min(size for _, size in plan[0]))
+
+        def block_search(queries, rows, excluded, has_excluded, size, start):
+            scores = _masked(sim.bfloat16_scores(bfloat16_queries, rows, similarity), excluded,
+                             has_excluded)
+            values, index = tf.math.top_k(scores, k=k)
+            result = (ops.cast(values, "float32"), index + ops.cast(start, "int32"))
+            if similarity != "cosine":
+                result = result + (ops.sqrt(tf.reduce_max(ops.sum(ops.square(rows), axis=-1))),)
+            return result
+
+        def merge(state, block):
+            values = ops.concatenate([state[0], block[0]], axis=1)
+            ids = ops.concatenate([state[1], block[1]], axis=1)
+            values, position = tf.math.top_k(values, k=k)
+            merged = (values, tf.gather(ids, position, batch_dims=1))
+            if similarity != "cosine":
+                merged = merged + (ops.maximum(state[2], block[2]),)
+            return merged
+
+        num_queries = ops.shape(queries)[0]
+        state = (ops.full((num_queries, k), -np.inf, dtype="float32"),
+                 ops.full((num_queries, k), plan[2], dtype="int32"))
+        if similarity != "cosine":
+            state = state + (ops.zeros((), dtype="float32"),)
+        state = self._search(queries, embedding_matrix, plan, block_search, merge, state)
+        values, ids = state[0], state[1]
+        rescored = sim.rescore(queries, embedding_matrix, ids, similarity)
+        rescored = ops.where(ops.isinf(values), -np.inf, rescored)  # excluded placeholders
+        best = tf.reduce_max(rescored, axis=1)
+        token_ids = tf.reduce_min(ops.where(rescored == best[:, None], ids, np.iinfo("int32").max), axis=1)
+        last = values[:, -1]
+        row_norm = 1.0 if similarity == "cosine" else state[2]
+        bound = _bfloat16_error_bound(last, ops.sqrt(ops.sum(ops.square(queries), axis=-1)),
+                                      row_norm, queries.shape[-1], similarity)
+        certified = ops.logical_or(best > last + bound, ops.isinf(last))
+        return token_ids, ops.logical_not(certified)
+
+    def _re_search(self, queries, token_ids, needed, search):
+        """Searches the positions where `needed` again with `search`.
+
+        `search(queries[R, H])` returns `(token_ids[R], still_needed[R])`.
+        The needed positions are searched `R` at a time (a static number,
         `_FALLBACK_ROWS` of the positions), in a loop that runs as many
-        rounds as there are full or partial groups of them: none when every
-        position is certified. Each round costs `rows / N` of a float32
-        search.
+        rounds as there are full or partial groups of them: none when no
+        position is needed. Returns the updated `(token_ids, needed)`.
         """
         num_queries = queries.shape[0]
         rows = min(num_queries, max(8, math.ceil(num_queries * _FALLBACK_ROWS)))
         rounds = math.ceil(num_queries / rows)
         # The needed positions first, in increasing order; the padding to a
         # whole number of rounds repeats position 0, which is either needed
-        # (and gets the same ids again) or written back unchanged.
+        # (and gets the same answer again) or written back unchanged.
         order = tf.argsort(ops.cast(ops.logical_not(needed), "int32"), stable=True)
         order = ops.concatenate([ops.cast(order, "int32"),
                                  ops.zeros((rounds * rows - num_queries,), "int32")])
         count = ops.sum(ops.cast(needed, "int32"))
 
-        def one_round(i, token_ids):
+        def one_round(i, token_ids, still_needed):
             positions = ops.slice(order, (i * rows,), (rows,))
-            fresh = self._float32_search(ops.take(queries, positions, axis=0), embedding_matrix, plan)
-            kept = ops.where(ops.take(needed, positions), fresh, ops.take(token_ids, positions))
-            return i + 1, tf.tensor_scatter_nd_update(token_ids, positions[:, None], kept)
+            fresh, fresh_needed = search(ops.take(queries, positions, axis=0))
+            write = ops.take(needed, positions)
+            kept = ops.where(write, fresh, ops.take(token_ids, positions))
+            kept_needed = ops.logical_and(write, fresh_needed)
+            return (i + 1,
+                    tf.tensor_scatter_nd_update(token_ids, positions[:, None], kept),
+                    tf.tensor_scatter_nd_update(still_needed, positions[:, None], kept_needed))
 
-        return tf.while_loop(
-            lambda i, _: i * rows < count, one_round, (tf.constant(0), token_ids),
+        _, token_ids, needed = tf.while_loop(
+            lambda i, *_: i * rows < count, one_round,
+            (tf.constant(0), token_ids, ops.zeros_like(needed)),
             parallel_iterations=1,
-        )[1]
+        )
+        return token_ids, needed
 
     def _prepare(self, embeddings, embedding_matrix, padding_mask):
         """Validation, the search plan, the prepared queries and the positions
@@ -505,23 +570,27 @@ class EmbeddingProjection(keras.layers.Layer):
         token_ids = ops.where(searched, token_ids, self.pad_token_id)
         return ops.reshape(token_ids, ops.shape(embeddings)[:-1])
 
-    def needs_float32_search(self, embeddings, embedding_matrix, padding_mask=None):
-        """Which positions the exact bfloat16 search searches again in float32.
+    def re_searched_positions(self, embeddings, embedding_matrix, padding_mask=None):
+        """Which positions the exact bfloat16 search searches again.
 
-        Takes the call's arguments and returns a bool tensor `[B, L]`: true
-        where the bfloat16 candidate could not be certified as the float32
-        answer (see the class docstring). Its mean is the share of a float32
-        search that a call pays on top of the bfloat16 one. Needs
+        Takes the call's arguments and returns a dict of two bool tensors
+        `[B, L]`: "candidates", where the first bfloat16 pass could not
+        certify its best row (these take the top-`_CANDIDATES` bfloat16
+        search), and "float32", where that could not certify either (these
+        take the float32 search). Their means are the shares of those
+        searches that a call pays on top of the bfloat16 pass. Needs
         `search_dtype="bfloat16"` and `exact=True`.
         """
         if self.search_dtype != "bfloat16" or not self.exact:
             raise ValueError(
-                "`needs_float32_search` applies to search_dtype='bfloat16' with exact=True. "
+                "`re_searched_positions` applies to search_dtype='bfloat16' with exact=True. "
                 f"This layer has search_dtype={self.search_dtype!r}, exact={self.exact!r}."
             )
         plan, queries, searched = self._prepare(embeddings, embedding_matrix, padding_mask)
-        needed = self._bfloat16_search(queries, embedding_matrix, plan, searched, fallback=False)
-        return ops.reshape(needed, ops.shape(embeddings)[:-1])
+        candidates, float32 = self._bfloat16_search(queries, embedding_matrix, plan, searched,
+                                                    fallback=False)
+        shape = ops.shape(embeddings)[:-1]
+        return {"candidates": ops.reshape(candidates, shape), "float32": ops.reshape(float32, shape)}
 
     def compute_output_spec(self, embeddings, embedding_matrix, padding_mask=None):
         return keras.KerasTensor(embeddings.shape[:-1], dtype="int32")

@@ -216,12 +216,17 @@ def test_exact_bfloat16_search_matches_float32_on_near_ties(similarity, chunk_si
     # The table is hard on purpose: the plain bfloat16 answer often differs,
     # and many positions need the float32 re-search.
     change_rate = float(np.mean(inexact != expected))
-    fallback_rate = float(np.mean(layer.needs_float32_search(embeddings, table).numpy()))
+    stages = layer.re_searched_positions(embeddings, table)
+    candidate_rate = float(np.mean(stages["candidates"].numpy()))
+    float32_rate = float(np.mean(stages["float32"].numpy()))
     record_property("inexact_answer_change_rate", change_rate)
-    record_property("float32_re_search_rate", fallback_rate)
+    record_property("candidate_search_rate", candidate_rate)
+    record_property("float32_search_rate", float32_rate)
     print(f"near ties, {similarity}, chunk {chunk_size}: inexact bfloat16 changes "
-          f"{change_rate:.1%} of the answers; {fallback_rate:.1%} re-searched in float32")
-    assert change_rate > 0.0 and fallback_rate >= change_rate
+          f"{change_rate:.1%} of the answers; {candidate_rate:.1%} re-searched with "
+          f"candidates, {float32_rate:.1%} in float32")
+    assert change_rate > 0.0 and candidate_rate >= change_rate and float32_rate > 0.0
+    assert not np.any(stages["float32"].numpy() & ~stages["candidates"].numpy())
 
 
 @pytest.mark.parametrize("similarity", ["cosine", "dot", "l2"])
@@ -305,13 +310,18 @@ def test_exact_bfloat16_search_on_minilm_mixes(chunk_size, record_property):
     inexact = EmbeddingProjection(chunk_size=chunk_size, excluded_token_ids=MINILM_SPECIAL,
                                   search_dtype="bfloat16", exact=False)
     change_rate = float(np.mean((inexact(embeddings_t, table_t, mask).numpy() != expected)[mask]))
-    fallback_rate = float(np.mean(layer.needs_float32_search(embeddings_t, table_t, mask).numpy()[mask]))
+    stages = layer.re_searched_positions(embeddings_t, table_t, mask)
+    candidate_rate = float(np.mean(stages["candidates"].numpy()[mask]))
+    float32_rate = float(np.mean(stages["float32"].numpy()[mask]))
     record_property("inexact_answer_change_rate", change_rate)
-    record_property("float32_re_search_rate", fallback_rate)
+    record_property("candidate_search_rate", candidate_rate)
+    record_property("float32_search_rate", float32_rate)
     print(f"MiniLM mixes, chunk {chunk_size}: inexact bfloat16 changes {change_rate:.1%} of "
-          f"the answers; {fallback_rate:.1%} re-searched in float32")
-    # The certificate settles most positions in bfloat16.
-    assert 0.0 < fallback_rate < 0.25
+          f"the answers; {candidate_rate:.1%} re-searched with candidates, "
+          f"{float32_rate:.1%} in float32")
+    # The first certificate settles most positions, the candidates nearly all.
+    assert 0.0 < candidate_rate < 0.25 and float32_rate <= 0.02
+    assert not np.any(stages["candidates"].numpy()[~mask])
 
 
 @pytest.mark.parametrize("search_dtype", ["float32", "bfloat16"])
@@ -356,4 +366,4 @@ def test_bfloat16_config_and_bad_arguments():
     with pytest.raises(ValueError, match="only applies to search_dtype='bfloat16'"):
         EmbeddingProjection(exact=False)
     with pytest.raises(ValueError, match="applies to search_dtype='bfloat16' with exact=True"):
-        layer.needs_float32_search(np.ones((1, 2, 4), "float32"), np.ones((5, 4), "float32"))
+        layer.re_searched_positions(np.ones((1, 2, 4), "float32"), np.ones((5, 4), "float32"))
