@@ -53,6 +53,7 @@ def _skipping_train_function(model, train_function):
     metrics' current values as the step's logs.
     """
     from augpro_keras import checkpointing as checkpoints
+    from augpro_keras.replicas import first_replica_value
 
     def function(iterator):
         if getattr(model, "_steps_to_skip", 0) <= 0:
@@ -61,7 +62,15 @@ def _skipping_train_function(model, train_function):
             optional = iterator.get_next_as_optional()
             if not bool(optional.has_value()):
                 raise StopIteration
+            data = optional.get_value()
             model._steps_to_skip -= 1
+        compile_metrics = getattr(model, "_compile_metrics", None)
+        if compile_metrics is not None and not compile_metrics.built:
+            # Metrics on labels are built by the first trained batch; build them here.
+            data = keras.tree.map_structure(
+                lambda v: first_replica_value(model.distribute_strategy, v), data)
+            with model.distribute_strategy.scope():
+                model._symbolic_build(data_batch=data)
         pending = getattr(model, "_pending_metric_values", None)
         if pending is not None:
             checkpoints.restore_metric_values(model, pending)

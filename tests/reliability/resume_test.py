@@ -196,3 +196,39 @@ def test_resume_needs_the_same_steps_per_epoch(tmp_path):
         make().fit(data(), epochs=2, steps_per_epoch=4, verbose=0, callbacks=[backup, common.InterruptAfter(3)])
     with pytest.raises(ValueError, match="steps_per_epoch=4; this fit\\(\\) uses steps_per_epoch=5"):
         make().fit(data(), epochs=2, steps_per_epoch=5, verbose=0, callbacks=[backup])
+
+
+def _classifier():
+    """A classifier fine-tuned on labels alone (no Distiller), with dropout on."""
+    from tests import tiny
+
+    model = tiny.model(num_layers=1, hidden_dim=8, seed=1, dropout=0.1)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"], run_eagerly=True)
+    return model
+
+
+@pytest.mark.parametrize("fit_kwargs, data, interrupt_after", [
+    # 6 batches per epoch, reshuffled every epoch; interrupted in epoch 2 after step 9.
+    ({"epochs": 2}, common.dataset, 9),
+    # 4 steps per epoch from a repeated dataset (the CLI's setting); after step 7.
+    ({"epochs": 2, "steps_per_epoch": 4}, lambda: common.dataset(num_examples=12).repeat(), 7),
+])
+def test_plain_classifier_resumes_through_backup_fit(tmp_path, fit_kwargs, data, interrupt_after):
+    """`DistillationBackup.fit` gives any Keras model the Distiller's exact resume."""
+    backup = DistillationBackup(tmp_path / "backup", save_every_steps=2)
+    with pytest.raises(common.Interrupt):
+        backup.fit(_classifier(), data(), verbose=0,
+                   callbacks=[common.InterruptAfter(interrupt_after)], **fit_kwargs)
+    latest = backup.latest()
+    assert latest["iterations"] == interrupt_after - 1
+    assert (latest["epoch"], latest["batch"]) == (1, 2)  # mid-epoch 2
+    resumed = _classifier()
+    history = backup.fit(resumed, data(), verbose=0, **fit_kwargs)
+    reference = _classifier()
+    expected = reference.fit(data(), verbose=0, **fit_kwargs)
+    assert common.max_difference(resumed.get_weights(), reference.get_weights()) <= TOLERANCE
+    # The resumed epoch logs the metrics of the batches trained before the interruption too.
+    np.testing.assert_allclose(history.history["loss"][-1], expected.history["loss"][-1],
+                               rtol=1e-5)
