@@ -12,7 +12,14 @@ into `config["output_dir"]`:
 | `augment`  | `augmented.tsv` (or the given file)                             |
 | all        | TensorBoard logs under `logs/<time>/<model>/`                   |
 
-Files appear only when a command succeeds (`export.StagedOutputs`).
+Files appear only when a command succeeds (`export.StagedOutputs`). Every
+check that needs no training comes first (`_preflight`): a folder that holds
+a finished run is refused unless `overwrite`, and bad files raise
+`inputs.InputError`. While training, `<output_dir>/.augpro-work/`
+(`session.WorkFolder`) keeps backups and finished models, so the same
+command run again after a crash resumes; a finished command removes it.
+`student.keras` is the best *distilled* student; the FT student is a
+reference row.
 
 Example:
 ```python
