@@ -325,19 +325,14 @@ class EmbeddingProjection(keras.layers.Layer):
             covered = start + size
         return blocks, block_excluded, int(np.argmin(is_excluded)), num_chunks > 1
 
-    def _search(self, queries, embedding_matrix, plan, block_search, merge, state):
-        """Runs `block_search` over the plan's blocks and folds the results
-        into `state` with `merge`, in increasing order of rows."""
+    def _search(self, plan, block_search, merge, state):
+        """Runs `block_search(block, start, size, excluded, has_excluded)`
+        over the plan's blocks (`block` is the block's number) and folds the
+        results into `state` with `merge`, in increasing order of rows."""
         blocks, block_excluded, _, chunked = plan
-        width = embedding_matrix.shape[1]
-
-        def one_block(start, size, excluded, has_excluded):
-            rows = sim.prepare_rows(ops.slice(embedding_matrix, (start, 0), (size, width)), self.similarity)
-            return block_search(queries, rows, excluded, has_excluded, size, start)
-
         if not chunked:
-            for (start, size), excluded in zip(blocks, block_excluded):
-                state = merge(state, one_block(start, size, excluded, bool(excluded.any())))
+            for block, ((start, size), excluded) in enumerate(zip(blocks, block_excluded)):
+                state = merge(state, block_search(block, start, size, excluded, bool(excluded.any())))
             return state
         # One chunk at a time: the chunks' products do not depend on the
         # loop state, so a parallel loop (`ops.fori_loop` allows ten
@@ -350,19 +345,28 @@ class EmbeddingProjection(keras.layers.Layer):
             lambda i, *_: i < len(blocks),
             lambda i, *state: (
                 i + 1,
-                *merge(state, one_block(tf.gather(starts, i), size, tf.gather(excluded_by_block, i),
-                                        tf.gather(has_excluded_by_block, i))),
+                *merge(state, block_search(i, tf.gather(starts, i), size,
+                                           tf.gather(excluded_by_block, i),
+                                           tf.gather(has_excluded_by_block, i))),
             ),
             (tf.constant(0), *state),
             parallel_iterations=1,
         )[1:]
 
+    def _table_rows(self, embedding_matrix, start, size):
+        """Rows `start` to `start + size` of the table, in float32, prepared
+        for the similarity (normalised for cosine)."""
+        width = embedding_matrix.shape[1]
+        return sim.prepare_rows(ops.slice(embedding_matrix, (start, 0), (size, width)),
+                                self.similarity)
+
     def _float32_search(self, queries, embedding_matrix, plan):
         """Ids `[N]` of the most similar allowed rows, scored in float32."""
+        similarity = "dot" if self.similarity == "cosine" else self.similarity  # rows normalised
 
-        def block_search(queries, rows, excluded, has_excluded, size, start):
-            scores = _masked(sim.scores(queries, rows, "dot" if self.similarity == "cosine"
-                                        else self.similarity), excluded, has_excluded)
+        def block_search(block, start, size, excluded, has_excluded):
+            rows = self._table_rows(embedding_matrix, start, size)
+            scores = _masked(sim.scores(queries, rows, similarity), excluded, has_excluded)
             first_maximum = _first_maximum_in_groups if size % _GROUP == 0 else _first_maximum
             best, index = first_maximum(scores)
             return best, index + ops.cast(start, "int32")
@@ -370,7 +374,57 @@ class EmbeddingProjection(keras.layers.Layer):
         num_queries = ops.shape(queries)[0]
         state = (ops.full((num_queries,), -np.inf, dtype="float32"),
                  ops.full((num_queries,), plan[2], dtype="int32"))
-        return self._search(queries, embedding_matrix, plan, block_search, _merge_best, state)[1]
+        return self._search(plan, block_search, _merge_best, state)[1]
+
+    def _bfloat16_table(self, embedding_matrix, plan):
+        """The table prepared for the bfloat16 searches, once per call.
+
+        Returns `(rows_of, squared_norms_of, row_norm)`: functions of a block
+        number giving its prepared rows in bfloat16 (for cosine normalised
+        in float32 first) and, for "l2", their squared norms in float32
+        (`None` otherwise), and the largest row norm for the error bound
+        (1 for cosine, whose rows are normalised). The re-searches reuse
+        them, so they pay no second pass over the float32 table.
+        """
+        blocks, _, _, chunked = plan
+        width = embedding_matrix.shape[1]
+        with_norms = self.similarity != "cosine"
+
+        def prepare(start, size):
+            rows = self._table_rows(embedding_matrix, start, size)
+            squared = ops.sum(ops.square(rows), axis=-1) if with_norms else ops.zeros((size,))
+            return ops.cast(rows, "bfloat16"), squared
+
+        if not chunked:
+            prepared = [prepare(start, size) for start, size in blocks]
+            rows, squared = [r for r, _ in prepared], [q for _, q in prepared]
+            largest = tf.reduce_max(ops.concatenate(squared, axis=0))
+
+            def rows_of(block):
+                return rows[block]
+
+            def squared_norms_of(block):
+                return squared[block]
+        else:
+            size = blocks[0][1]
+            rows, squared = tf.map_fn(
+                lambda start: prepare(start, size),
+                tf.constant([start for start, _ in blocks], dtype=tf.int32),
+                fn_output_signature=(tf.TensorSpec((size, width), tf.bfloat16),
+                                     tf.TensorSpec((size,), tf.float32)),
+                parallel_iterations=1,
+            )
+            largest = tf.reduce_max(squared)
+
+            def rows_of(block):
+                return tf.gather(rows, block)
+
+            def squared_norms_of(block):
+                return tf.gather(squared, block)
+
+        if self.similarity == "cosine":
+            return rows_of, None, 1.0
+        return rows_of, squared_norms_of if self.similarity == "l2" else None, ops.sqrt(largest)
 
     def _bfloat16_search(self, queries, embedding_matrix, plan, searched, fallback=True):
         """Ids `[N]` from a bfloat16 search; exact (the float32 answer) by default.
@@ -381,64 +435,54 @@ class EmbeddingProjection(keras.layers.Layer):
         `s2`, so its float32 score is at most `s2 + bound(s2)`
         (`_bfloat16_error_bound`); when `f_i` exceeds that, `i` is the
         float32 answer (certified). The other positions inside `searched`
-        are searched again in float32, `_FALLBACK_ROWS` of them at a time.
-        With `fallback=False`, returns which positions each re-search takes
+        take `_candidates_search`, and those it cannot certify either the
+        float32 search, `_FALLBACK_ROWS` of the positions at a time. With
+        `fallback=False`, returns which positions each re-search takes
         (`re_searched_positions`) instead.
         """
+        table = self._bfloat16_table(embedding_matrix, plan)
+        rows_of, squared_norms_of, row_norm = table
         bfloat16_queries = ops.cast(queries, "bfloat16")
         similarity = self.similarity
         exact = self.exact
 
-        def block_search(queries, rows, excluded, has_excluded, size, start):
-            scores = _masked(sim.bfloat16_scores(bfloat16_queries, rows, similarity), excluded,
-                             has_excluded)
-            if exact:
-                best_two = _best_two_in_groups if size % _GROUP == 0 else _best_two
-                best, index, second = best_two(scores)
-                result = (ops.cast(best, "float32"), index + ops.cast(start, "int32"),
-                          ops.cast(second, "float32"))
-            else:
+        def block_search(block, start, size, excluded, has_excluded):
+            squared = None if squared_norms_of is None else squared_norms_of(block)
+            scores = _masked(sim.bfloat16_scores(bfloat16_queries, rows_of(block), similarity, squared),
+                             excluded, has_excluded)
+            if not exact:
                 first_maximum = _first_maximum_in_groups if size % _GROUP == 0 else _first_maximum
                 best, index = first_maximum(scores)
-                result = (ops.cast(best, "float32"), index + ops.cast(start, "int32"))
-            if similarity != "cosine":
-                # The largest row norm, for the error bound (cosine rows have norm 1).
-                norms = ops.sqrt(tf.reduce_max(ops.sum(ops.square(rows), axis=-1)))
-                result = result + (norms,)
-            return result
+                return ops.cast(best, "float32"), index + ops.cast(start, "int32")
+            best_two = _best_two_in_groups if size % _GROUP == 0 else _best_two
+            best, index, second = best_two(scores)
+            return (ops.cast(best, "float32"), index + ops.cast(start, "int32"),
+                    ops.cast(second, "float32"))
 
         def merge(state, block):
             best, index = _merge_best(state[:2], block[:2])
-            if exact:
-                # The second best of the union: the loser of the two bests, or
-                # the runner-up of the side whose best won.
-                better = block[0] > state[0]
-                second = ops.where(better, ops.maximum(block[2], state[0]),
-                                   ops.maximum(state[2], block[0]))
-                merged = (best, index, second)
-            else:
-                merged = (best, index)
-            if similarity != "cosine":
-                merged = merged + (ops.maximum(state[-1], block[-1]),)
-            return merged
+            if not exact:
+                return best, index
+            # The second best of the union: the loser of the two bests, or
+            # the runner-up of the side whose best won.
+            better = block[0] > state[0]
+            second = ops.where(better, ops.maximum(block[2], state[0]),
+                               ops.maximum(state[2], block[0]))
+            return best, index, second
 
         num_queries = ops.shape(queries)[0]
         state = (ops.full((num_queries,), -np.inf, dtype="float32"),
                  ops.full((num_queries,), plan[2], dtype="int32"))
         if exact:
             state = state + (ops.full((num_queries,), -np.inf, dtype="float32"),)
-        if similarity != "cosine":
-            state = state + (ops.zeros((), dtype="float32"),)
-        state = self._search(queries, embedding_matrix, plan, block_search, merge, state)
+        state = self._search(plan, block_search, merge, state)
         token_ids = state[1]
         if not exact:
             return token_ids
 
         second = state[2]
-        width = queries.shape[-1]
-        query_norms = ops.sqrt(ops.sum(ops.square(queries), axis=-1))
-        row_norm = 1.0 if similarity == "cosine" else state[3]
-        bound = _bfloat16_error_bound(second, query_norms, row_norm, width, similarity)
+        bound = _bfloat16_error_bound(second, ops.sqrt(ops.sum(ops.square(queries), axis=-1)),
+                                      row_norm, queries.shape[-1], similarity)
         rescored = sim.rescore(queries, embedding_matrix, token_ids[:, None], similarity)[:, 0]
         # A row that no other row approaches (`second` is -inf when only one
         # token is allowed) is certified as well.
@@ -446,7 +490,7 @@ class EmbeddingProjection(keras.layers.Layer):
         first_needed = ops.logical_and(searched, ops.logical_not(certified))
         token_ids, needed = self._re_search(
             queries, token_ids, first_needed,
-            lambda rows: self._candidates_search(rows, embedding_matrix, plan))
+            lambda rows: self._candidates_search(rows, embedding_matrix, plan, table))
         if not fallback:
             return first_needed, needed
         return self._re_search(
@@ -454,7 +498,7 @@ class EmbeddingProjection(keras.layers.Layer):
             lambda rows: (self._float32_search(rows, embedding_matrix, plan),
                           ops.zeros((rows.shape[0],), "bool")))[0]
 
-    def _candidates_search(self, queries, embedding_matrix, plan):
+    def _candidates_search(self, queries, embedding_matrix, plan, table):
         """The second stage: `(token_ids, uncertified)` of `[R]` positions from
         the best `_CANDIDATES` rows of a bfloat16 search.
 
@@ -464,41 +508,33 @@ class EmbeddingProjection(keras.layers.Layer):
         the `K`-th bfloat16 score plus its error bound, which every other row
         is below.
         """
+        rows_of, squared_norms_of, row_norm = table
         bfloat16_queries = ops.cast(queries, "bfloat16")
         similarity = self.similarity
         k = min(_CANDIDATES, min(size for _, size in plan[0]))
 
-        def block_search(queries, rows, excluded, has_excluded, size, start):
-            scores = _masked(sim.bfloat16_scores(bfloat16_queries, rows, similarity), excluded,
-                             has_excluded)
+        def block_search(block, start, size, excluded, has_excluded):
+            squared = None if squared_norms_of is None else squared_norms_of(block)
+            scores = _masked(sim.bfloat16_scores(bfloat16_queries, rows_of(block), similarity, squared),
+                             excluded, has_excluded)
             values, index = tf.math.top_k(scores, k=k)
-            result = (ops.cast(values, "float32"), index + ops.cast(start, "int32"))
-            if similarity != "cosine":
-                result = result + (ops.sqrt(tf.reduce_max(ops.sum(ops.square(rows), axis=-1))),)
-            return result
+            return ops.cast(values, "float32"), index + ops.cast(start, "int32")
 
         def merge(state, block):
             values = ops.concatenate([state[0], block[0]], axis=1)
             ids = ops.concatenate([state[1], block[1]], axis=1)
             values, position = tf.math.top_k(values, k=k)
-            merged = (values, tf.gather(ids, position, batch_dims=1))
-            if similarity != "cosine":
-                merged = merged + (ops.maximum(state[2], block[2]),)
-            return merged
+            return values, tf.gather(ids, position, batch_dims=1)
 
         num_queries = ops.shape(queries)[0]
         state = (ops.full((num_queries, k), -np.inf, dtype="float32"),
                  ops.full((num_queries, k), plan[2], dtype="int32"))
-        if similarity != "cosine":
-            state = state + (ops.zeros((), dtype="float32"),)
-        state = self._search(queries, embedding_matrix, plan, block_search, merge, state)
-        values, ids = state[0], state[1]
+        values, ids = self._search(plan, block_search, merge, state)
         rescored = sim.rescore(queries, embedding_matrix, ids, similarity)
         rescored = ops.where(ops.isinf(values), -np.inf, rescored)  # excluded placeholders
         best = tf.reduce_max(rescored, axis=1)
         token_ids = tf.reduce_min(ops.where(rescored == best[:, None], ids, np.iinfo("int32").max), axis=1)
         last = values[:, -1]
-        row_norm = 1.0 if similarity == "cosine" else state[2]
         bound = _bfloat16_error_bound(last, ops.sqrt(ops.sum(ops.square(queries), axis=-1)),
                                       row_norm, queries.shape[-1], similarity)
         certified = ops.logical_or(best > last + bound, ops.isinf(last))

@@ -55,18 +55,19 @@ def scores(prepared_queries, table_rows, similarity):
     return dots
 
 
-def bfloat16_scores(bfloat16_queries, prepared_rows, similarity):
+def bfloat16_scores(bfloat16_queries, bfloat16_rows, similarity, squared_norms=None):
     """Approximate scores `[N, C]` from a bfloat16 matmul.
 
-    `bfloat16_queries` are the prepared queries cast to bfloat16 and
-    `prepared_rows` the float32 rows of `prepare_rows`. For "cosine" and
-    "dot" the result is the bfloat16 product (bfloat16); for "l2" the
-    product is cast to float32 before `|e|^2` (float32) is subtracted, since
-    a bfloat16 subtraction would lose the small differences between rows.
+    `bfloat16_queries` and `bfloat16_rows` are the prepared queries and rows
+    (`prepare_queries`, `prepare_rows`) cast to bfloat16. For "cosine" and
+    "dot" the result is the bfloat16 product (bfloat16). For "l2" the
+    product is cast to float32 before `squared_norms` (`|e|^2` of the
+    float32 rows) is subtracted, since a bfloat16 subtraction would lose
+    the small differences between rows.
     """
-    dots = tf.matmul(bfloat16_queries, ops.cast(prepared_rows, "bfloat16"), transpose_b=True)
+    dots = tf.matmul(bfloat16_queries, bfloat16_rows, transpose_b=True)
     if similarity == "l2":
-        return 2.0 * ops.cast(dots, "float32") - ops.sum(ops.square(prepared_rows), axis=-1)[None, :]
+        return 2.0 * ops.cast(dots, "float32") - squared_norms[None, :]
     return dots
 
 

@@ -269,8 +269,9 @@ def test_bfloat16_error_bound_holds(similarity, width):
     queries = sim.prepare_queries(tf.constant(queries, "float32"), similarity)
     rows = sim.prepare_rows(tf.constant(table, "float32"), similarity)
     exact = sim.scores(queries, rows, "dot" if similarity == "cosine" else similarity).numpy()
-    approximate = tf.cast(sim.bfloat16_scores(tf.cast(queries, "bfloat16"), rows, similarity),
-                          "float32").numpy()
+    approximate = sim.bfloat16_scores(tf.cast(queries, "bfloat16"), tf.cast(rows, "bfloat16"),
+                                      similarity, tf.reduce_sum(tf.square(rows), axis=-1))
+    approximate = tf.cast(approximate, "float32").numpy()
     row_norm = 1.0 if similarity == "cosine" else float(np.linalg.norm(rows.numpy(), axis=1).max())
     query_norms = tf.norm(queries, axis=1)[:, None]
     bound = module._bfloat16_error_bound(tf.constant(approximate), query_norms, row_norm, width,
