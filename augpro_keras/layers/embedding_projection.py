@@ -194,7 +194,15 @@ class EmbeddingProjection(keras.layers.Layer):
     returned. Positions where `padding_mask` is false get `pad_token_id`.
     With "cosine", a zero vector is equally similar to every token and gets
     the lowest id that is not excluded (never NaN). Similarities are computed
-    in float32 whatever the input dtype.
+    in float32 whatever the input dtype (or in bfloat16, see below).
+
+    Non-finite embeddings (a NaN or an infinity in a position's vector)
+    have no most similar token: called eagerly, the layer raises a
+    `ValueError` naming the first such position inside the mask; inside a
+    compiled function (`tf.function`, `fit`) such positions get
+    `pad_token_id`, never a real token. An eager call also refuses a table
+    with non-finite rows (inside a compiled step such a table means the
+    model's weights are already non-finite, which the loss shows).
 
     With `chunk_size`, the vocabulary is scanned in chunks of that many rows
     and only a `[B * L, chunk_size]` block of similarities exists at a time,
@@ -203,6 +211,19 @@ class EmbeddingProjection(keras.layers.Layer):
     rows (4096, 8192, ...) and the whole table (`None`) take a faster search
     for each block's best token than other chunk sizes.
 
+    `search_dtype="bfloat16"` scores with a bfloat16 matmul (several times
+    faster than float32 on CPUs with AMX-BF16 and on TPUs). With `exact=True`
+    (default) the answer is still the float32 search's: each position's best
+    bfloat16 row is re-scored in float32 and certified with an error bound
+    on the bfloat16 scores (docs/method.md, "Projection in bfloat16");
+    positions it cannot certify take the best 8 bfloat16 rows re-scored in
+    float32, and positions still uncertified the float32 search, a fixed
+    number of positions at a time. `re_searched_positions` reports the
+    shares. `exact=False` returns the plain bfloat16 answer (ties, at
+    bfloat16's resolution, to the lowest id). The bfloat16 search holds one
+    bfloat16 copy of the prepared table (half the size of a float32 table)
+    besides the chunk-sized blocks.
+
     Args:
         similarity: "cosine" (default, as in the paper), "dot" (inner
             product) or "l2" (smallest Euclidean distance).
@@ -210,7 +231,13 @@ class EmbeddingProjection(keras.layers.Layer):
             positive number of vocabulary rows per chunk.
         excluded_token_ids: ids that are never returned, typically the
             special tokens (padding, [CLS], [SEP], [UNK], [MASK]).
-        pad_token_id: the id returned at padding positions.
+        pad_token_id: the id returned at padding positions (and at
+            non-finite embeddings inside compiled code).
+        search_dtype: "float32" (default) or "bfloat16", the precision of
+            the similarity search.
+        exact: with `search_dtype="bfloat16"`, True (default) for exactly
+            the float32 answer, False for the plain bfloat16 answer. Must be
+            True with "float32".
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -228,6 +255,9 @@ class EmbeddingProjection(keras.layers.Layer):
     noisy = ops.take(table, [[5, 7, 9]], axis=0) + 0.01
     proj = augpro_keras.layers.EmbeddingProjection(excluded_token_ids=(0,))
     proj(noisy, table)  # [[5, 7, 9]]
+    fast = augpro_keras.layers.EmbeddingProjection(
+        excluded_token_ids=(0,), chunk_size=4096, search_dtype="bfloat16")
+    fast(noisy, table)  # the same ids, searched in bfloat16
     ```
 
     References:
