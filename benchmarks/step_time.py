@@ -5,6 +5,24 @@ AugPro-FGSM, AugPro-Mix + AugPro-FGSM, KNN and TMix on the same models and
 batch, measured in one run, with the ratios the paper's Table 3 implies and
 the projection's share of a step's FLOPs (counted analytically).
 
+Comparisons, each timed in turns with the rest in the same run:
+
+- `--variants`: the same modes under other settings, `<policy>[+xla]` with
+  policy `float32`, `mixed_bfloat16` or `mixed_float16` and `+xla` for
+  `compile(jit_compile=True)`; the first variant is the baseline of
+  `results` and of the speed-ups (e.g. `--variants float32 mixed_bfloat16
+  float32+xla`).
+- `--peer`: the KD step of `keras.distillation.Distiller` with
+  `LogitsDistillation(temperature, loss=keras.losses.KLDivergence())` on the
+  same teacher, student, batch and optimizer (Adam), against our KD step
+  (`teacher_dropout=False`, as Keras runs the teacher in inference mode).
+  Their total loss is `0.5 CE + 0.5 d` (`student_loss_weight=0.5`), ours
+  `CE + d`: the same gradient direction, half the size. The report also
+  compares the distillation terms on the same logits: ours, theirs with
+  the `KLDivergence()` instance, and theirs with the default string
+  `"kl_divergence"`, which resolves to the plain function on logits and so
+  skips the softmax and the `T^2` of its own KL branch.
+
 Model pairs (`--pair`):
 - `enct5`: the paper's proportions, random weights: EncT5 teacher with 24
   layers of width 1024 (T5 1.1 large), student with 8 layers of width 512
@@ -16,6 +34,8 @@ Model pairs (`--pair`):
 Usage:
     python benchmarks/step_time.py --pair enct5 --batch 2 --steps 3
     python benchmarks/step_time.py --pair minilm --batch 32 --length 64 --steps 5
+    python benchmarks/step_time.py --pair minilm --batch 16 --length 64 --steps 6 \
+        --modes kd augpro_mix --variants float32 mixed_bfloat16 float32+xla --peer
     python benchmarks/step_time.py --markdown docs/benchmarks/step_time_enct5.json
 """
 
@@ -126,35 +146,111 @@ class StepTimer:
         self.callback = Timer()
 
 
-def time_modes(teacher, student, modes, x, y, warmup, steps, jit_compile, chunk_size):
-    """Median milliseconds per step of every mode.
+def parse_variant(variant):
+    """`"mixed_bfloat16+xla"` -> `("mixed_bfloat16", True)`."""
+    policy, _, xla = variant.partition("+")
+    if policy not in POLICIES or xla not in ("", "xla"):
+        raise argparse.ArgumentTypeError(
+            f"A variant is <policy>[+xla] with policy one of {', '.join(POLICIES)}. "
+            f"Received: {variant!r}")
+    return policy, xla == "xla"
 
-    All distillers are built first; after their warm-up steps (tracing) the
-    modes take turns one step at a time, in an order that rotates every
-    round, so that a change of machine load reaches every mode alike.
+
+POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+PEER = "keras.distillation kd"
+
+
+def time_runs(runs, x, y, warmup, steps):
+    """Median milliseconds per step of every run (`{name: model}`, compiled).
+
+    All models are built and traced first (their warm-up steps); then the
+    runs take turns one step at a time, in an order that rotates every
+    round, so that a change of machine load reaches every run alike.
     """
     import tensorflow as tf
 
+    dataset = tf.data.Dataset.from_tensors((x, y)).repeat()
+    for model in runs.values():
+        model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0)
+    timers = {name: StepTimer() for name in runs}
+    for name in in_turns(runs, steps):
+        runs[name].fit(dataset, steps_per_epoch=1, epochs=1, verbose=0,
+                       callbacks=[timers[name].callback])
+    return {
+        name: {"median_ms": 1000 * statistics.median(timers[name].times),
+               "ms": [1000 * t for t in timers[name].times]}
+        for name in runs
+    }
+
+
+def build_runs(args, variants, modes):
+    """One compiled model per (variant, mode), and the peer, with their pairs.
+
+    Every variant builds its own teacher and student under its policy (the
+    same seed, so the same weights); within a variant one student serves
+    every mode: the weights it ends with do not matter here, only the work
+    of each step.
+    """
+    import keras
+
     from augpro_keras import Distiller
 
-    dataset = tf.data.Dataset.from_tensors((x, y)).repeat()
-    # One student serves every mode: the weights it ends with do not matter
-    # here, only the work of each step.
-    distillers = {}
-    for mode in modes:
-        distiller = Distiller(teacher, student, augmentations=MODES[mode], seed=0,
-                              projection_chunk_size=chunk_size)
-        distiller.compile(optimizer="adam", jit_compile=jit_compile)
-        distiller.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0)
-        distillers[mode] = distiller
-    timers = {mode: StepTimer() for mode in modes}
-    for mode in in_turns(modes, steps):
-        distillers[mode].fit(dataset, steps_per_epoch=1, epochs=1, verbose=0,
-                             callbacks=[timers[mode].callback])
+    runs, pairs = {}, {}
+    previous = keras.mixed_precision.global_policy()
+    try:
+        for variant in variants:
+            policy, xla = parse_variant(variant)
+            keras.mixed_precision.set_global_policy(policy)
+            teacher, student = pairs[variant] = build_pair(args.pair, args.seed)
+            for mode in modes:
+                distiller = Distiller(teacher, student, augmentations=MODES[mode], seed=0,
+                                      projection_chunk_size=args.chunk_size,
+                                      temperature=args.temperature,
+                                      teacher_dropout=not args.peer)
+                distiller.compile(optimizer="adam", jit_compile=xla)
+                runs[(variant, mode)] = distiller
+        if args.peer:
+            keras.mixed_precision.set_global_policy(parse_variant(variants[0])[0])
+            teacher, student = build_pair(args.pair, args.seed)
+            peer = keras.distillation.Distiller(
+                teacher, student,
+                keras.distillation.LogitsDistillation(temperature=args.temperature,
+                                                      loss=keras.losses.KLDivergence()))
+            peer.compile(optimizer="adam",
+                         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                         jit_compile=parse_variant(variants[0])[1])
+            runs[(variants[0], PEER)] = peer
+            pairs[PEER] = (teacher, student)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    return runs, pairs
+
+
+def peer_losses(teacher, student, x, y, temperature):
+    """The distillation terms of both Distillers on the same logits (no
+    dropout), and their total losses on the batch."""
+    import keras
+    from keras import ops
+
+    from augpro_keras import losses
+
+    teacher_logits = teacher(x, training=False)
+    student_logits = student(x, training=False)
+    ours = float(ops.mean(losses.distillation_distance(student_logits, teacher_logits, "kl",
+                                                       temperature)))
+    instance = keras.distillation.LogitsDistillation(temperature=temperature,
+                                                     loss=keras.losses.KLDivergence())
+    string = keras.distillation.LogitsDistillation(temperature=temperature)
+    ce = float(ops.mean(losses.student_loss(student_logits, y)))
+    theirs = float(instance.compute_loss(teacher_logits, student_logits))
     return {
-        mode: {"median_ms": 1000 * statistics.median(timers[mode].times),
-               "ms": [1000 * t for t in timers[mode].times]}
-        for mode in modes
+        "temperature": temperature,
+        "ours_distillation": ours,
+        "keras_kl_divergence_instance": theirs,
+        "keras_default_string_loss": float(string.compute_loss(teacher_logits, student_logits)),
+        "student_cross_entropy": ce,
+        "ours_total": ce + ours,
+        "keras_total": 0.5 * ce + 0.5 * theirs,
     }
 
 
@@ -185,6 +281,33 @@ def render_markdown(report):
                      f"{row['projection_share_of_flops']:.3f} |")
     lines += ["", "| ratio | value |", "| --- | --- |"]
     lines += [f"| {name} | {value:.2f} |" for name, value in report["ratios"].items()]
+    variants = report.get("variants")
+    if variants:
+        baseline = next(iter(variants))
+        lines += ["", "| mode | " + " | ".join(f"{v} median ms" for v in variants) + " | "
+                  + " | ".join(f"{v} speed-up" for v in list(variants)[1:]) + " |",
+                  "| --- " * (2 * len(variants)) + "|"]
+        for mode in report["results"]:
+            lines.append(f"| {mode} | " + " | ".join(f"{variants[v][mode]['median_ms']:.0f}" for v in variants)
+                         + " | " + " | ".join(f"{variants[v][mode]['speedup_vs_baseline']:.2f}"
+                                              for v in list(variants)[1:]) + " |")
+        lines.append(f"\nSpeed-up: {baseline} median / variant median, per mode.")
+    peer = report.get("peer")
+    if peer:
+        losses = peer["losses"]
+        lines += ["", "| KD step | median ms | ms per timed step |", "| --- | --- | --- |",
+                  f"| augpro_keras.Distiller | {peer['ours_kd_median_ms']:.0f} | "
+                  + ", ".join(f"{ms:.0f}" for ms in report["results"]["kd"]["ms"]) + " |",
+                  f"| keras.distillation.Distiller | {peer['median_ms']:.0f} | "
+                  + ", ".join(f"{ms:.0f}" for ms in peer["ms"]) + " |",
+                  "", f"Ours / Keras: {peer['ours_over_keras']:.2f}.", "",
+                  "| loss on the same logits (T = %g) | value |" % losses["temperature"], "| --- | --- |",
+                  f"| ours: T^2 KL | {losses['ours_distillation']:.6f} |",
+                  f"| Keras, LogitsDistillation(loss=KLDivergence()) | {losses['keras_kl_divergence_instance']:.6f} |",
+                  f"| Keras, LogitsDistillation() (default string loss) | {losses['keras_default_string_loss']:.6f} |",
+                  f"| student CE | {losses['student_cross_entropy']:.6f} |",
+                  f"| ours total, CE + d | {losses['ours_total']:.6f} |",
+                  f"| Keras total, 0.5 CE + 0.5 d | {losses['keras_total']:.6f} |"]
     speed = report.get("projection_vs_matmul")
     if speed:
         shape = speed["shape"]
@@ -203,7 +326,14 @@ def main():
     parser.add_argument("--steps", type=int, default=5, help="timed steps per mode")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per mode (tracing)")
     parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=list(MODES))
-    parser.add_argument("--jit-compile", action="store_true")
+    parser.add_argument("--jit-compile", action="store_true",
+                        help="the same as --variants float32+xla")
+    parser.add_argument("--variants", nargs="+", type=str, default=None,
+                        help="<policy>[+xla] settings to time in turns; the first is the baseline")
+    parser.add_argument("--peer", action="store_true",
+                        help="also time keras.distillation.Distiller's KD step (implies "
+                             "teacher_dropout=False for ours)")
+    parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="vocabulary rows per projection chunk (default: the whole table)")
     parser.add_argument("--seed", type=int, default=0)
@@ -214,16 +344,26 @@ def main():
         with open(args.markdown, encoding="utf-8") as f:
             print(render_markdown(json.load(f)))
         return
+    variants = args.variants or ["float32+xla" if args.jit_compile else "float32"]
+    for variant in variants:
+        try:
+            parse_variant(variant)
+        except argparse.ArgumentTypeError as error:
+            parser.error(str(error))
+    if args.peer and "kd" not in args.modes:
+        parser.error("--peer compares KD steps: include kd in --modes")
 
-    teacher, student = build_pair(args.pair, args.seed)
+    runs, pairs = build_runs(args, variants, args.modes)
+    teacher, student = pairs[variants[0]]
     x, y = batch(teacher, args.batch, args.length, args.seed)
     tokens = args.batch * args.length
-    timings = time_modes(teacher, student, args.modes, x, y, args.warmup, args.steps,
-                         args.jit_compile, args.chunk_size)
+    names = {run: f"{run[1]} [{run[0]}]" for run in runs}
+    timings = time_runs({names[run]: model for run, model in runs.items()}, x, y, args.warmup,
+                        args.steps)
     results = {}
     for mode in args.modes:
         total, projected = flops(teacher, student, mode, tokens)
-        results[mode] = {**timings[mode], "step_gflop": total / 1e9,
+        results[mode] = {**timings[names[(variants[0], mode)]], "step_gflop": total / 1e9,
                          "projection_share_of_flops": projected / total}
     ratios = {}
     for augpro, baseline in (("augpro_mix", "mixup"), ("augpro_fgsm", "fgsm")):
@@ -242,13 +382,31 @@ def main():
         "student": {"layers": student.num_layers, "width": student.embedding_dim},
         "batch": args.batch,
         "length": args.length,
-        "jit_compile": args.jit_compile,
+        "jit_compile": parse_variant(variants[0])[1],
+        "policy": parse_variant(variants[0])[0],
+        "teacher_dropout": not args.peer,
         "projection_chunk_size": args.chunk_size,
         "results": results,
         "ratios": ratios,
-        "projection_vs_matmul": projection_speed(teacher, tokens, args.chunk_size,
-                                                 max(3, args.steps)),
     }
+    if len(variants) > 1:
+        report["variants"] = {
+            variant: {mode: {**timings[names[(variant, mode)]],
+                             "speedup_vs_baseline": results[mode]["median_ms"]
+                             / timings[names[(variant, mode)]]["median_ms"]}
+                      for mode in args.modes}
+            for variant in variants
+        }
+    if args.peer:
+        peer_timing = timings[names[(variants[0], PEER)]]
+        report["peer"] = {
+            **peer_timing,
+            "ours_kd_median_ms": results["kd"]["median_ms"],
+            "ours_over_keras": results["kd"]["median_ms"] / peer_timing["median_ms"],
+            "losses": peer_losses(*pairs[PEER], x, y, args.temperature),
+        }
+    report["projection_vs_matmul"] = projection_speed(teacher, tokens, args.chunk_size,
+                                                      max(3, args.steps))
     print(json.dumps(report, indent=2))
 
 

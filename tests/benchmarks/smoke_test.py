@@ -37,7 +37,28 @@ def test_projection_benchmark(tmp_path):
     assert "projection_memory_vs_full_matrix" in result["ratios"]
     assert "skipped" in result["faiss"] or result["faiss"]["median_seconds"] > 0
     assert result["projection"]["peak_extra_memory_bytes"] >= 0
-    assert "| 300 | projection |" in markdown("projection.py", report, tmp_path)
+    for method in ("matmul_bf16", "projection_bf16", "projection_bf16_inexact"):
+        assert result[method]["median_seconds"] > 0
+        assert result[method]["peak_extra_memory_bytes"] >= 0
+    for ratio in ("projection_bf16_speedup_vs_projection", "projection_bf16_flop_rate_vs_matmul_bf16",
+                  "projection_bf16_inexact_speedup_vs_projection", "matmul_bf16_speedup_vs_matmul"):
+        assert result["ratios"][ratio] > 0
+    answers = result["answers"]
+    assert answers["exact_bf16_equals_float32"] is True
+    assert 0 <= answers["float32_search_rate"] <= answers["candidate_search_rate"] <= 1
+    assert 0 <= answers["inexact_bf16_answer_change_rate"] <= 1
+    table = markdown("projection.py", report, tmp_path)
+    assert "| 300 | projection |" in table and "| 300 | projection_bf16 |" in table
+    assert "| 300 | True |" in table
+
+
+def test_projection_benchmark_on_the_minilm_table():
+    report = run("projection.py", "--table", "minilm", "--queries", "64", "--repeats", "1",
+                 "--chunk-size", "8192")
+    assert report["table"] == "minilm" and report["hidden"] == 384
+    answers = report["results"]["30522"]["answers"]
+    assert answers["exact_bf16_equals_float32"] is True
+    assert answers["candidate_search_rate"] < 0.5
 
 
 def test_step_time_benchmark(tmp_path):
@@ -53,6 +74,36 @@ def test_step_time_benchmark(tmp_path):
     assert speed["projection_flop_rate_vs_matmul"] > 0
     table = markdown("step_time.py", report, tmp_path)
     assert "| augpro_mix |" in table and "| augpro_mix/mixup |" in table
+
+
+def test_step_time_benchmark_variants_and_peer(tmp_path):
+    report = run("step_time.py", "--pair", "tiny", "--batch", "4", "--length", "8", "--steps", "1",
+                 "--modes", "kd", "augpro_mix", "--variants", "float32", "mixed_bfloat16",
+                 "float32+xla", "--peer", "--temperature", "2")
+    assert report["policy"] == "float32" and not report["jit_compile"] and not report["teacher_dropout"]
+    variants = report["variants"]
+    assert list(variants) == ["float32", "mixed_bfloat16", "float32+xla"]
+    for variant in variants.values():
+        assert set(variant) == {"kd", "augpro_mix"}
+        assert all(row["median_ms"] > 0 and row["speedup_vs_baseline"] > 0 for row in variant.values())
+    assert variants["float32"]["kd"]["speedup_vs_baseline"] == 1.0
+    peer = report["peer"]
+    assert peer["median_ms"] > 0 and peer["ours_over_keras"] > 0
+    losses = peer["losses"]
+    # The KLDivergence instance gives our T^2 KL; the default string loss does not.
+    assert losses["keras_kl_divergence_instance"] == pytest.approx(losses["ours_distillation"], rel=1e-5)
+    assert losses["keras_default_string_loss"] != pytest.approx(losses["ours_distillation"], rel=1e-2)
+    assert losses["keras_total"] == pytest.approx(0.5 * losses["ours_total"], rel=1e-5)
+    table = markdown("step_time.py", report, tmp_path)
+    assert "| kd | " in table and "mixed_bfloat16 speed-up" in table
+    assert "| keras.distillation.Distiller |" in table
+
+
+def test_step_time_benchmark_refuses_a_bad_variant():
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "step_time.py"), "--pair", "tiny",
+                           "--variants", "float64"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "A variant is <policy>[+xla] with policy one of float32, mixed_bfloat16" in done.stderr
 
 
 def write_sst2(folder, train_rows=160, dev_rows=32):
