@@ -12,6 +12,7 @@ from keras import ops
 from augpro_keras import augmentations as augmentations_lib
 from augpro_keras import callbacks as callbacks_lib
 from augpro_keras import checkpointing
+from augpro_keras import input_checks
 from augpro_keras import losses
 from augpro_keras import text_inputs
 from augpro_keras.api_export import export
@@ -508,6 +509,7 @@ class Distiller(keras.Model):
                     ],
                 )
             )
+        checks += input_checks.label_checks(y, self.task, self.num_classes)
         return [c for c in checks if c is not None]
 
     @contextlib.contextmanager
@@ -516,7 +518,7 @@ class Distiller(keras.Model):
         try:
             yield
         except tf.errors.InvalidArgumentError as error:
-            replacement = self._input_error(error)
+            replacement = self._input_error(error) or input_checks.as_value_error(error)
             if replacement is None:
                 raise
             raise replacement from None

@@ -62,9 +62,10 @@ def preprocess(dataset, preprocessor):
     """
 
     def map_fn(*element):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(
-            element[0] if len(element) == 1 else element
-        )
+        # `tf.data` passes a tuple element's parts as arguments: `(x,)`,
+        # `(x, y)` or `(x, y, sample_weight)`, with `x` itself a pair of
+        # string batches for sentence pairs.
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(element)
         batch_size = tf.nest.flatten(x)[0].shape[0]
         outputs = preprocessor(x, y, sample_weight)
         return tf.nest.map_structure(
