@@ -706,6 +706,7 @@ class Distiller(keras.Model):
         Returns a dict `name: AugmentationOutput`; token-producing
         augmentations carry `token_ids`, to detokenize and read.
         """
+        x, y = keras.tree.map_structure(_as_tensor, (x, y))
         with tf.GradientTape():
             _, _, _, outputs = self.step_losses(x, y, ops.convert_to_tensor(step))
         return outputs
@@ -774,6 +775,10 @@ class Distiller(keras.Model):
         config["student"] = keras.saving.deserialize_keras_object(config["student"])
         config["augmentations"] = [keras.saving.deserialize_keras_object(a) for a in config["augmentations"]]
         return cls(**config)
+
+
+def _as_tensor(value):
+    return None if value is None else ops.convert_to_tensor(value)
 
 
 def _identity(value):

@@ -24,6 +24,7 @@ from augpro_keras import checkpointing
 from augpro_keras.callbacks import DistillationBackup
 from augpro_keras.callbacks import NonFiniteLossError
 from augpro_keras.callbacks import NonFiniteLossGuard
+from augpro_keras.callbacks import TokenChangeRateMonitor
 from augpro_keras.cli import callbacks as callbacks_lib
 from augpro_keras.cli import inputs
 from augpro_keras.cli.config import build_augmentations
@@ -71,7 +72,7 @@ def _fit(session, model, dataset, section, callbacks, name):
     if steps is not None:
         dataset = dataset.repeat()
     session.out(f"\n== {name} ==")
-    callbacks = [NonFiniteLossGuard()] + callbacks
+    callbacks = [NonFiniteLossGuard(), TokenChangeRateMonitor()] + callbacks
     fit = model.fit
     if session.work is not None:
         backup = DistillationBackup(os.path.join(session.work.phase(name), "backup"),
