@@ -8,15 +8,21 @@ Every check names what was given and what is allowed. There are three kinds:
 - **Eager**: tensor values in eager mode are checked at once and raise
   `ValueError`.
 - **Graph**: tensor values inside a `tf.function` become
-  `tf.debugging.Assert` ops that the result depends on; a failed one raises
-  `tf.errors.InvalidArgumentError` with the same text when the graph runs
-  (`as_value_error` turns it back into a `ValueError`). XLA cannot run
+  `tf.debugging.Assert` ops that the result depends on. The final message,
+  values included, is built in the graph (`tf.strings.join` and
+  `tf.strings.format`) and is the assertion's only data, after `MARKER`; a
+  failed one raises `tf.errors.InvalidArgumentError` carrying it, and
+  `as_value_error` (or the `value_errors()` context) raises a `ValueError`
+  with exactly that message, unescaped: nothing is parsed back out of the
+  text. XLA cannot run
   assertions (it drops them, logging "Ignoring Assert operator"), so inside
   an XLA-compiled function (`jit_compile=True`, TPU programs) none is built
   and value checks are skipped: check such data before the compiled part
-  (the Distiller's input checks) or in the input pipeline.
+  (the Distiller's input checks, `batch_checks`) or in the input pipeline.
 """
 
+import codecs
+import contextlib
 import math
 import numbers
 
@@ -29,7 +35,7 @@ except ImportError:  # pragma: no cover - TF moved it; XLA then drops the assert
     _control_flow_util = None
 
 #: Prefix of every graph assertion message built here (see `as_value_error`).
-MARKER = "augpro_keras check failed:"
+MARKER = "augpro_keras check failed: "
 
 
 def in_xla_context():
@@ -69,12 +75,44 @@ def with_checks(value, checks):
         return tf.identity(value)
 
 
+def check(condition, message):
+    """Checks a tensor `condition` whose failure message is `message`, as it is.
+
+    `message` is the final text: a Python string or a scalar string tensor
+    built from the values (`tf.strings.format`, `message_text`). Eager:
+    raises `ValueError(message)` at once. Graph: returns
+    `[tf.debugging.Assert]` whose only data is `MARKER + message`. Under
+    XLA: returns `[]` (see the module docstring).
+    """
+    if tf.executing_eagerly():
+        if not bool(np.all(np.asarray(condition))):
+            raise ValueError(_as_text(message))
+        return []
+    if in_xla_context():
+        return []
+    text = tf.strings.join([MARKER, message])
+    return [tf.debugging.Assert(tf.reduce_all(condition), [text])]
+
+
+def message_text(*parts):
+    """A scalar string tensor: `parts` joined by spaces, tensors as `tf.strings.format` prints them."""
+    pieces = [p if isinstance(p, str) else tf.strings.format("{}", (p,)) for p in parts]
+    return tf.strings.join(pieces, separator=" ")
+
+
+def _as_text(message):
+    if isinstance(message, str):
+        return message
+    return np.asarray(message).item().decode("utf-8")
+
+
 def check_values(condition, message, data=(), eager_detail=None):
     """Checks a tensor `condition` that must hold everywhere.
 
     Eager: raises `ValueError(message + detail)` at once, where `detail`
     is `eager_detail()` (or the values of `data`). Graph: returns
-    `[tf.debugging.Assert]` (message and `data` in its text). Under XLA:
+    `[tf.debugging.Assert]` whose message is `message` followed by `data`
+    (strings as they are, tensors printed), built in the graph. Under XLA:
     returns `[]` (see the module docstring).
     """
     if tf.executing_eagerly():
@@ -86,7 +124,7 @@ def check_values(condition, message, data=(), eager_detail=None):
         return []
     if in_xla_context():
         return []
-    return [tf.debugging.Assert(tf.reduce_all(condition), [f"{MARKER} {message}", *data])]
+    return check(condition, message_text(message, *data))
 
 
 def check_in_range(values, low, high, name, high_exclusive=False, allowed=None):
@@ -214,16 +252,17 @@ def regression_targets(labels, batch_size=None):
 
 
 def label_checks(labels, task, num_classes=None):
-    """The label checks of a batch, for the Distiller's input checks.
+    """The label checks of a batch (see `class_label_checks`).
 
     For `task="classification"`: float labels must be whole numbers and,
     with `num_classes`, in `[0, num_classes)`. Regression labels are not
     checked here. Eager: raises `ValueError`; graph: returns assertions to
     use as control dependencies; under XLA: `[]`.
 
-    Example (in `Distiller._input_checks`, beside the token-id check):
+    Example:
     ```python
-    checks += input_checks.label_checks(y, self.task, self.num_classes)
+    with tf.control_dependencies(input_checks.label_checks(y, "classification", 3)):
+        y = tf.identity(y)
     ```
     """
     if labels is None or task != "classification":
@@ -231,12 +270,97 @@ def label_checks(labels, task, num_classes=None):
     return class_label_checks(labels, num_classes)
 
 
+# === The Distiller's batch checks ===
+def token_id_checks(token_ids, vocabulary_size):
+    """Checks that every token id is in `[0, vocabulary_size)`.
+
+    The message names the range, the vocabulary size and the batch's
+    smallest and largest ids. Eager: `ValueError`; graph: assertions; XLA:
+    none.
+    """
+    ids = tf.cast(token_ids, "int64")
+    lowest, highest = tf.reduce_min(ids), tf.reduce_max(ids)
+    size = int(vocabulary_size)
+    message = tf.strings.format(
+        f"Token ids must be in [0, {size - 1}]: the teacher's and the student's vocabulary "
+        f"has {size} tokens, but a batch holds ids from {{}} to {{}} (largest id {{}}). "
+        "Tokenize the data with the models' tokenizer.",
+        (lowest, highest, highest),
+    )
+    return check(tf.logical_and(lowest >= 0, highest < size), message)
+
+
+def label_range_checks(labels, num_classes):
+    """Checks that every class label is in `[0, num_classes)`; names the batch's range."""
+    labels = tf.cast(labels, "int64")
+    lowest, highest = tf.reduce_min(labels), tf.reduce_max(labels)
+    count = int(num_classes)
+    message = tf.strings.format(
+        f"Labels must be class ids in [0, {count - 1}] (the models have {count} classes), "
+        "but a batch holds labels from {} to {}. Check the label column and the models' "
+        "`num_classes`.",
+        (lowest, highest),
+    )
+    return check(tf.logical_and(lowest >= 0, highest < count), message)
+
+
+def batch_checks(token_ids, labels, vocabulary_size, task, num_classes=None):
+    """The checks of one batch for `fit` and `evaluate` (and `validate_dataset`).
+
+    Token ids in `[0, vocabulary_size)`; for classification, labels that
+    are whole numbers and, with `num_classes`, in `[0, num_classes)`.
+    Returns the graph assertions (eager: raises `ValueError`; XLA: none).
+    """
+    checks = token_id_checks(token_ids, vocabulary_size)
+    if labels is not None and task == "classification":
+        checks += class_label_checks(labels)
+        if num_classes:
+            checks += label_range_checks(labels, num_classes)
+    return checks
+
+
+def in_tpu_program():
+    """Whether the current strategy is a `TPUStrategy` (its programs cannot check)."""
+    return isinstance(
+        tf.distribute.get_strategy(),
+        (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy),
+    )
+
+
+# === Failed graph checks as `ValueError`s ===
 def as_value_error(error):
-    """A `ValueError` for a failed graph check built here, or `None` for other errors."""
+    """A `ValueError` for a failed graph check built here, or `None` for other errors.
+
+    Its message is the check's own text: what follows `MARKER` on its line,
+    less the bracket that closes the assertion's data, with the escapes that
+    TensorFlow adds to printed strings undone.
+    """
     message = str(getattr(error, "message", error))
     index = message.find(MARKER)
     if index < 0:
         return None
     text = message[index + len(MARKER):].split("\n")[0]
-    text = text.replace("] [", " ").strip(" []").replace("\\'", "'")
-    return ValueError(text)
+    if text.endswith("]"):
+        text = text[:-1]
+    return ValueError(codecs.escape_decode(text.encode("utf-8"))[0].decode("utf-8"))
+
+
+@contextlib.contextmanager
+def value_errors():
+    """Raises a failed graph check of this module as its `ValueError`.
+
+    Other errors pass unchanged.
+
+    Example:
+    ```python
+    with input_checks.value_errors():
+        model.fit(dataset)
+    ```
+    """
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        replacement = as_value_error(error)
+        if replacement is None:
+            raise
+        raise replacement from None
