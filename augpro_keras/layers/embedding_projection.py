@@ -149,7 +149,7 @@ def _bfloat16_error_bound(scores, query_norms, row_norm, width, similarity):
 
 # The re-searches of uncertified positions take this fraction of the
 # positions per round (at least 8 rows).
-_FALLBACK_ROWS = 1 / 16
+_FALLBACK_ROWS = 1 / 8
 # Rows that the second stage of the exact bfloat16 search re-scores.
 _CANDIDATES = 8
 
@@ -220,9 +220,9 @@ class EmbeddingProjection(keras.layers.Layer):
     float32, and positions still uncertified the float32 search, a fixed
     number of positions at a time. `re_searched_positions` reports the
     shares. `exact=False` returns the plain bfloat16 answer (ties, at
-    bfloat16's resolution, to the lowest id). The bfloat16 search holds one
-    bfloat16 copy of the prepared table (half the size of a float32 table)
-    besides the chunk-sized blocks.
+    bfloat16's resolution, to the lowest id). Without `chunk_size` the
+    bfloat16 search holds a bfloat16 copy of the prepared table (half a
+    float32 table); with it, memory stays chunk-sized.
 
     Args:
         similarity: "cosine" (default, as in the paper), "dot" (inner
@@ -407,52 +407,49 @@ class EmbeddingProjection(keras.layers.Layer):
         return self._search(plan, block_search, _merge_best, state)[1]
 
     def _bfloat16_table(self, embedding_matrix, plan):
-        """The table prepared for the bfloat16 searches, once per call.
+        """The table prepared for the bfloat16 searches.
 
-        Returns `(rows_of, squared_norms_of, row_norm)`: functions of a block
-        number giving its prepared rows in bfloat16 (for cosine normalised
-        in float32 first) and, for "l2", their squared norms in float32
-        (`None` otherwise), and the largest row norm for the error bound
-        (1 for cosine, whose rows are normalised). The re-searches reuse
-        them, so they pay no second pass over the float32 table.
+        Returns `(rows_of, squared_norms_of, row_norm)`: functions of a
+        block (its number, start and size) giving its prepared rows in
+        bfloat16 (for cosine normalised in float32 first) and, for "l2",
+        their squared norms in float32 (`None` otherwise), and the largest
+        row norm for the error bound (1 for cosine, whose rows are
+        normalised). Without chunks the prepared blocks are made once per
+        call and the re-searches reuse them; with chunks every pass
+        prepares its blocks again, so that memory does not grow with the
+        vocabulary (a re-search round pays one pass over the table).
         """
         blocks, _, _, chunked = plan
-        width = embedding_matrix.shape[1]
-        with_norms = self.similarity != "cosine"
+        cosine = self.similarity == "cosine"
 
         def prepare(start, size):
             rows = self._table_rows(embedding_matrix, start, size)
-            squared = ops.sum(ops.square(rows), axis=-1) if with_norms else ops.zeros((size,))
+            squared = None if cosine else ops.sum(ops.square(rows), axis=-1)
             return ops.cast(rows, "bfloat16"), squared
 
         if not chunked:
             prepared = [prepare(start, size) for start, size in blocks]
-            rows, squared = [r for r, _ in prepared], [q for _, q in prepared]
-            largest = tf.reduce_max(ops.concatenate(squared, axis=0))
 
-            def rows_of(block):
-                return rows[block]
+            def rows_of(block, start, size):
+                return prepared[block][0]
 
-            def squared_norms_of(block):
-                return squared[block]
+            def squared_norms_of(block, start, size):
+                return prepared[block][1]
+
+            largest = None if cosine else tf.reduce_max(
+                ops.concatenate([squared for _, squared in prepared], axis=0))
         else:
-            size = blocks[0][1]
-            rows, squared = tf.map_fn(
-                lambda start: prepare(start, size),
-                tf.constant([start for start, _ in blocks], dtype=tf.int32),
-                fn_output_signature=(tf.TensorSpec((size, width), tf.bfloat16),
-                                     tf.TensorSpec((size,), tf.float32)),
-                parallel_iterations=1,
-            )
-            largest = tf.reduce_max(squared)
 
-            def rows_of(block):
-                return tf.gather(rows, block)
+            def rows_of(block, start, size):
+                return prepare(start, size)[0]
 
-            def squared_norms_of(block):
-                return tf.gather(squared, block)
+            def squared_norms_of(block, start, size):
+                return ops.sum(ops.square(self._table_rows(embedding_matrix, start, size)), axis=-1)
 
-        if self.similarity == "cosine":
+            largest = None if cosine else tf.reduce_max(
+                ops.sum(ops.square(ops.cast(embedding_matrix, "float32")), axis=-1))
+
+        if cosine:
             return rows_of, None, 1.0
         return rows_of, squared_norms_of if self.similarity == "l2" else None, ops.sqrt(largest)
 
@@ -477,8 +474,9 @@ class EmbeddingProjection(keras.layers.Layer):
         exact = self.exact
 
         def block_search(block, start, size, excluded, has_excluded):
-            squared = None if squared_norms_of is None else squared_norms_of(block)
-            scores = _masked(sim.bfloat16_scores(bfloat16_queries, rows_of(block), similarity, squared),
+            squared = None if squared_norms_of is None else squared_norms_of(block, start, size)
+            scores = _masked(sim.bfloat16_scores(bfloat16_queries, rows_of(block, start, size),
+                                                 similarity, squared),
                              excluded, has_excluded)
             if not exact:
                 first_maximum = _first_maximum_in_groups if size % _GROUP == 0 else _first_maximum
@@ -544,8 +542,9 @@ class EmbeddingProjection(keras.layers.Layer):
         k = min(_CANDIDATES, min(size for _, size in plan[0]))
 
         def block_search(block, start, size, excluded, has_excluded):
-            squared = None if squared_norms_of is None else squared_norms_of(block)
-            scores = _masked(sim.bfloat16_scores(bfloat16_queries, rows_of(block), similarity, squared),
+            squared = None if squared_norms_of is None else squared_norms_of(block, start, size)
+            scores = _masked(sim.bfloat16_scores(bfloat16_queries, rows_of(block, start, size),
+                                                 similarity, squared),
                              excluded, has_excluded)
             values, index = tf.math.top_k(scores, k=k)
             return ops.cast(values, "float32"), index + ops.cast(start, "int32")
