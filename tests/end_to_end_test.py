@@ -6,13 +6,14 @@ AugPro sentences turned back into readable text (paper appendix D).
 """
 
 import keras
+import keras_hub
 import numpy as np
 import tensorflow as tf
 
 from augpro_keras import Distiller
 from augpro_keras.data import WordPieceTextTokenizer, train_sentencepiece
 from augpro_keras.data.preprocessing import make_dataset
-from augpro_keras.models import EncT5Classifier, bert_student_from_config
+from augpro_keras.models import EncT5Classifier, student_from_config
 
 SENTENCES = [
     "the soup was warm and the bread was fresh",
@@ -83,14 +84,16 @@ def test_wordpiece_with_bert(tmp_path):
         pairs_a, pairs_b, LABELS[:16], tokenizer, sequence_length=24, batch_size=8, drop_remainder=True
     )
     keras.utils.set_random_seed(0)
-    teacher = bert_student_from_config(
-        num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=32, num_classes=2,
-        vocabulary_size=tokenizer.vocabulary_size, special_token_ids=tokenizer.special_token_ids,
-        max_sequence_length=32, dropout=0.0, name="teacher",
-    )
-    student = bert_student_from_config(
-        num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16, teacher=teacher, dropout=0.0,
-    )
+    # A keras-hub BERT on this vocabulary; the dataset is already packed.
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
+        keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True), sequence_length=24)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=tokenizer.vocabulary_size, num_layers=2, num_heads=2, hidden_dim=16,
+        intermediate_dim=32, max_sequence_length=32, dropout=0.0)
+    teacher = keras_hub.models.BertTextClassifier(
+        backbone, num_classes=2, preprocessor=preprocessor, dropout=0.0, name="teacher")
+    student = student_from_config(teacher, num_layers=1, hidden_dim=8, num_heads=2,
+                                  intermediate_dim=16, dropout=0.0)
     distiller = Distiller(teacher, student, augmentations=["augpro_mix", "knn", "tmix"], seed=0)
     distiller.compile(optimizer="adam", metrics=["accuracy"], jit_compile=False)
     before = [w.copy() for w in teacher.get_weights()]

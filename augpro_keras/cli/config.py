@@ -463,7 +463,11 @@ def _check_consistency(config, problems, check_files):
                        "tokenizer.vocabulary_file", "teacher.checkpoint"):
             section, key = dotted.split(".")
             path = config[section][key]
-            if path is not None and not os.path.isfile(path):
+            if dotted == "teacher.checkpoint" and path is not None and os.path.isdir(path):
+                if not os.path.isfile(os.path.join(path, "task.json")):
+                    problems.append(f"{dotted}: {path} is a folder but no keras-hub preset of "
+                                    "a task (it has no task.json)")
+            elif path is not None and not os.path.isfile(path):
                 problems.append(f"{dotted}: file not found: {path}")
         if teacher["checkpoint"] is not None and os.path.isfile(teacher["checkpoint"]):
             beside = os.path.join(os.path.dirname(teacher["checkpoint"]) or ".", "tokenizer.json")
@@ -472,25 +476,28 @@ def _check_consistency(config, problems, check_files):
                                 f"{beside}")
     if tokenizer["type"] == "wordpiece" and tokenizer["vocabulary_file"] is None:
         problems.append("tokenizer.vocabulary_file: required with tokenizer.type: wordpiece")
-    if tokenizer["type"] == "preset" and teacher["type"] != "bert_preset":
+    if tokenizer["type"] == "preset" and teacher["type"] != "keras_hub":
         problems.append("tokenizer.type: `preset` reads the teacher's preset; it needs "
-                        "teacher.type: bert_preset")
-    if teacher["type"] == "bert_preset":
-        if teacher["preset"] is None:
-            problems.append("teacher.preset: required with teacher.type: bert_preset "
+                        "teacher.type: keras_hub")
+    if teacher["type"] == "keras_hub":
+        if teacher["preset"] is None and teacher["checkpoint"] is None:
+            problems.append("teacher.preset: required with teacher.type: keras_hub "
                             "(e.g. minilm_l6)")
-        elif check_files:
+        elif teacher["preset"] is not None and check_files:
             _check_preset(teacher["preset"], problems)
-        if tokenizer["type"] == "sentencepiece":
-            problems.append("tokenizer.type: a bert_preset teacher has its own vocabulary; "
-                            "use tokenizer.type: preset")
-    elif tokenizer["type"] == "preset":
-        pass  # Reported above.
-    if student["type"] == "bert_from_teacher" and teacher["type"] != "bert_preset":
-        problems.append("student.type: bert_from_teacher copies layers of a BERT teacher; "
-                        "it needs teacher.type: bert_preset")
+        if tokenizer["type"] != "preset":
+            problems.append("tokenizer.type: a keras_hub teacher has its own preprocessor and "
+                            "vocabulary; use tokenizer.type: preset")
+    if student["type"] in ("from_teacher", "config", "keras_hub") and teacher["type"] != "keras_hub":
+        problems.append(f"student.type: {student['type']} builds on a keras-hub teacher; it "
+                        "needs teacher.type: keras_hub (or use student.type: tiny)")
+    if student["type"] == "keras_hub" and student["preset"] is None:
+        problems.append("student.preset: required with student.type: keras_hub")
+    if teacher["type"] == "keras_hub" and student["type"] == "tiny":
+        problems.append("student.type: a keras_hub teacher distils into a keras-hub student; "
+                        "use from_teacher, config or keras_hub")
     for role, section in (("teacher", teacher), ("student", student)):
-        if (role == "student" or section["type"] == "tiny") and section.get("hidden_dim"):
+        if section["type"] in ("tiny", "config") and section.get("hidden_dim"):
             if section["hidden_dim"] % section["num_heads"]:
                 problems.append(
                     f"{role}.num_heads: must divide {role}.hidden_dim ({section['hidden_dim']}), "

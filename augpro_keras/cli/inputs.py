@@ -239,16 +239,20 @@ def build_tokenizer(config, texts):
         )
     if spec["type"] == "wordpiece":
         return tokenizers.WordPieceTextTokenizer(spec["vocabulary_file"], spec["lowercase"])
+    return preset_tokenizer(config["teacher"]["checkpoint"] or config["teacher"]["preset"],
+                            config["data"]["sequence_length"])
+
+
+def preset_tokenizer(preset, sequence_length):
+    """The preprocessor of a keras-hub preset (name or folder) as the run's tokenizer."""
     import keras_hub
 
     from augpro_keras.cli.config import resolve_preset
 
-    preset_tokenizer = keras_hub.models.BertTokenizer.from_preset(
-        resolve_preset(config["teacher"]["preset"])
+    preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
+        resolve_preset(preset), sequence_length=sequence_length
     )
-    return tokenizers.WordPieceTextTokenizer(
-        preset_tokenizer.get_vocabulary(), lowercase=bool(getattr(preset_tokenizer, "lowercase", True))
-    )
+    return tokenizers.PreprocessorTextTokenizer(preprocessor)
 
 
 def save_tokenizer(tokenizer, path):

@@ -19,10 +19,10 @@ import re
 import keras
 
 from augpro_keras.cli.config import resolve_preset
-from augpro_keras.models import BertClassifier
 from augpro_keras.models import TinyTransformerClassifier
-from augpro_keras.models import bert_student_from_config
-from augpro_keras.models import bert_student_from_teacher
+from augpro_keras.models.keras_hub_students import student_from_config
+from augpro_keras.models.keras_hub_students import student_from_teacher
+from augpro_keras.models.protocol import as_distillable
 
 
 def _tiny(section, tokenizer, data, sequence_length, name):
@@ -68,22 +68,34 @@ def build_teacher(config, tokenizer, data):
     section = config["teacher"]
     if section["type"] == "tiny":
         return _tiny(section, tokenizer, data, config["data"]["sequence_length"], "teacher")
-    teacher = BertClassifier.from_preset(
-        resolve_preset(section["preset"]), num_classes=data.num_classes,
-        dropout=section["dropout"], dtype=section["dtype"], name="teacher",
-        special_token_ids=special_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id,
-    )
+    teacher = keras_hub_task(section["preset"], data, tokenizer, section["dropout"],
+                             section["dtype"], "teacher")
     check_vocabulary(teacher, tokenizer, "teacher")
     return teacher
 
 
+def keras_hub_task(preset, data, tokenizer, dropout, dtype, name):
+    """A keras-hub text classifier from a preset, with the run's preprocessor.
+
+    Presets of fine-tuned tasks keep their head when it has `data`'s number
+    of classes; backbones (and HuggingFace folders) get a new head.
+    """
+    import keras_hub
+
+    kwargs = {"dtype": dtype} if dtype else {}
+    return keras_hub.models.TextClassifier.from_preset(
+        resolve_preset(preset), num_classes=data.num_classes, dropout=dropout,
+        preprocessor=tokenizer.preprocessor, name=name, **kwargs,
+    )
+
+
 def check_vocabulary(model, tokenizer, role):
     """Refuses a tokenizer whose ids do not fit the model's embedding table."""
-    if tokenizer.vocabulary_size > model.vocabulary_size:
+    rows = as_distillable(model, role).vocabulary_size
+    if tokenizer.vocabulary_size > rows:
         raise ValueError(
             f"The tokenizer has {tokenizer.vocabulary_size} tokens but the {role}'s embedding "
-            f"table has {model.vocabulary_size} rows; use the tokenizer the {role} was "
-            "trained with."
+            f"table has {rows} rows; use the tokenizer the {role} was trained with."
         )
 
 
@@ -109,16 +121,17 @@ class StudentFactory:
         if section["type"] == "tiny":
             return _tiny(section, self.tokenizer, self.data,
                          self.config["data"]["sequence_length"], "student")
-        if section["type"] == "bert":
-            return bert_student_from_config(
-                num_layers=section["num_layers"], hidden_dim=section["hidden_dim"],
-                num_heads=section["num_heads"], intermediate_dim=section["intermediate_dim"],
-                teacher=self.teacher, dropout=section["dropout"], name="student",
-            )
-        return bert_student_from_teacher(
-            self.teacher, num_layers=section["num_layers"], dropout=section["dropout"],
-            name="student",
-        )
+        if section["type"] == "keras_hub":
+            return keras_hub_task(section["preset"], self.data, self.tokenizer,
+                                  section["dropout"], None, "student")
+        if section["type"] == "config":
+            sizes = {k: section[k] for k in ("num_layers", "hidden_dim", "intermediate_dim")}
+            if "num_heads" in self.teacher.backbone.get_config():
+                sizes["num_heads"] = section["num_heads"]
+            return student_from_config(self.teacher, name="student",
+                                       dropout=section["dropout"], **sizes)
+        return student_from_teacher(self.teacher, num_layers=section["num_layers"],
+                                    dropout=section["dropout"], name="student")
 
     def new(self):
         """A new student with the shared initial weights, inside the strategy's scope."""

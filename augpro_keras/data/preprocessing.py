@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
+from augpro_keras.data.tokenizers import PreprocessorTextTokenizer
 from augpro_keras.data.tokenizers import TextTokenizer
 
 _TRUNCATE = ("round_robin", "waterfall")
@@ -53,8 +54,9 @@ class TextPacker:
 
         if not isinstance(tokenizer, TextTokenizer):
             raise ValueError(
-                "`tokenizer` must be a TextTokenizer (WordPieceTextTokenizer or "
-                f"SentencePieceTextTokenizer). Received: {type(tokenizer).__name__}"
+                "`tokenizer` must be a TextTokenizer (WordPieceTextTokenizer, "
+                "SentencePieceTextTokenizer or PreprocessorTextTokenizer). Received: "
+                f"{type(tokenizer).__name__}"
             )
         _check_positive_int(sequence_length, "sequence_length", minimum=3)
         if truncate not in _TRUNCATE:
@@ -62,6 +64,11 @@ class TextPacker:
         self.tokenizer = tokenizer
         self.sequence_length = int(sequence_length)
         self.truncate = truncate
+        if isinstance(tokenizer, PreprocessorTextTokenizer):
+            # A keras-hub preprocessor packs in its family's own layout.
+            tokenizer.preprocessor.sequence_length = self.sequence_length
+            self._packer = None
+            return
         start = [] if tokenizer.cls_token_id is None else [tokenizer.cls_token_id]
         self._packer = keras_hub.layers.MultiSegmentPacker(
             sequence_length=self.sequence_length,
@@ -73,6 +80,8 @@ class TextPacker:
         )
 
     def __call__(self, texts_a, texts_b=None):
+        if self._packer is None:
+            return self._preprocessor_inputs(texts_a, texts_b)
         segments = [self._tokenize(texts_a, "texts_a")]
         if texts_b is not None:
             segments.append(self._tokenize(texts_b, "texts_b"))
@@ -81,6 +90,26 @@ class TextPacker:
         return {
             "token_ids": token_ids,
             "padding_mask": tf.not_equal(token_ids, self.tokenizer.pad_token_id),
+            "segment_ids": tf.cast(segment_ids, tf.int32),
+        }
+
+    def _preprocessor_inputs(self, texts_a, texts_b):
+        as_tensor = lambda t: tf.constant(t) if isinstance(t, (str, list, tuple)) else t  # noqa: E731
+        inputs = dict(self.tokenizer.pack(
+            as_tensor(texts_a), None if texts_b is None else as_tensor(texts_b)
+        ))
+        token_ids = tf.cast(inputs["token_ids"], tf.int32)
+        # Families without a padding mask (F-Net, RoFormerV2) or segment ids
+        # (DistilBERT, RoBERTa, ...) get them as the other families have them.
+        padding_mask = inputs.get("padding_mask")
+        if padding_mask is None:
+            padding_mask = tf.not_equal(token_ids, self.tokenizer.pad_token_id)
+        segment_ids = inputs.get("segment_ids")
+        if segment_ids is None:
+            segment_ids = tf.zeros_like(token_ids)
+        return {
+            "token_ids": token_ids,
+            "padding_mask": tf.cast(padding_mask, tf.bool),
             "segment_ids": tf.cast(segment_ids, tf.int32),
         }
 
@@ -113,6 +142,12 @@ def _labels_array(labels, n):
     )
 
 
+def _as_text_batch(*element):
+    texts = element[0]
+    x = texts["texts_a"] if "texts_b" not in texts else (texts["texts_a"], texts["texts_b"])
+    return (x,) + tuple(element[1:])
+
+
 def make_dataset(
     texts_a,
     texts_b,
@@ -128,7 +163,10 @@ def make_dataset(
 
     Elements are `(inputs, labels)`, or `inputs` alone when `labels` is
     `None` (unlabeled distillation data); `inputs` is the dict of
-    `TextPacker`. Labels are int32 class ids, or float32 scores when the
+    `TextPacker`. With a `PreprocessorTextTokenizer` (keras-hub models)
+    the elements hold the batch's raw strings instead, `(texts, labels)` or
+    `(texts,)` with `texts` a string batch or a pair of them, which keras-hub
+    tasks and the Distiller tokenize themselves. Labels are int32 class ids, or float32 scores when the
     labels are floats (regression). Texts are tokenized batch by batch in
     the pipeline. For training (XLA, TPU) pass `drop_remainder=True`: every
     batch then has the static shape `[batch_size, sequence_length]`. For
@@ -155,7 +193,7 @@ def make_dataset(
                          batch_size=32, shuffle=True, seed=0, drop_remainder=True)
     ```
     """
-    packer = TextPacker(tokenizer, sequence_length)
+    packer = TextPacker(tokenizer, sequence_length)  # Also sets a preprocessor's length.
     _check_positive_int(batch_size, "batch_size")
     if isinstance(texts_a, str) or not isinstance(texts_a, (list, tuple)):
         raise ValueError(f"`texts_a` must be a list of str. Received: {type(texts_a).__name__}")
@@ -188,6 +226,10 @@ def make_dataset(
         dataset = dataset.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     static_batch = batch_size if drop_remainder else None
+    if isinstance(tokenizer, PreprocessorTextTokenizer):
+        # keras-hub tasks (and the Distiller) tokenize raw strings in their
+        # own input pipeline, with the preprocessor set to this length.
+        return dataset.map(_as_text_batch).prefetch(tf.data.AUTOTUNE)
     shape = [static_batch, packer.sequence_length]
 
     def pack(texts):

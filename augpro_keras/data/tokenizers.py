@@ -234,6 +234,75 @@ class WordPieceTextTokenizer(TextTokenizer):
         return {"vocabulary": list(self._vocabulary), "lowercase": self.lowercase}
 
 
+class PreprocessorTextTokenizer(TextTokenizer):
+    """A keras-hub text-classifier preprocessor as a `TextTokenizer`.
+
+    For keras-hub teachers the task's own preprocessor (tokenizer and
+    packer) is the tokenizer of a run: `TextPacker` then packs with it, so
+    every family gets its own layout (`[CLS] a [SEP] b [SEP]` for BERT,
+    `<s> a </s></s> b </s>` for RoBERTa, ...) and its own ids (XLM-RoBERTa
+    shifts SentencePiece ids by one). It has no JSON form: it lives in the
+    preset folders that keras-hub writes.
+
+    Args:
+        preprocessor: a `keras_hub.models.TextClassifierPreprocessor`.
+
+    Example:
+    ```python
+    preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
+        "bert_tiny_en_uncased", sequence_length=64)
+    tokenizer = PreprocessorTextTokenizer(preprocessor)
+    tokenizer.detokenize(tokenizer.tokenize("A great movie."))
+    ```
+    """
+
+    def __init__(self, preprocessor):
+        tokenizer = getattr(preprocessor, "tokenizer", None)
+        if tokenizer is None:
+            raise ValueError(
+                "`preprocessor` must be a keras-hub preprocessor with a tokenizer. "
+                f"Received: {type(preprocessor).__name__}"
+            )
+        self.preprocessor = preprocessor
+        self._layer = tokenizer
+        self._vocabulary = list(tokenizer.get_vocabulary())
+        self._token_ids = {}
+        for i, token in enumerate(self._vocabulary):
+            self._token_ids.setdefault(token, i)
+        self.pad_token_id = tokenizer.pad_token_id
+        self.unk_token_id = getattr(tokenizer, "unk_token_id", None)
+        if self.unk_token_id is None:
+            self.unk_token_id = next(
+                (self._token_ids[t] for t in ("[UNK]", "<unk>") if t in self._token_ids), None
+            )
+        self.cls_token_id = getattr(tokenizer, "start_token_id", None)
+        self.sep_token_id = getattr(tokenizer, "end_token_id", None)
+        self.mask_token_id = getattr(tokenizer, "mask_token_id", None)
+        ids = {self.pad_token_id, self.unk_token_id, self.cls_token_id, self.sep_token_id,
+               self.mask_token_id, *tokenizer.special_token_ids}
+        self._special_token_ids = {int(i) for i in ids if i is not None}
+
+    @property
+    def sequence_length(self):
+        return self.preprocessor.sequence_length
+
+    def pack(self, texts_a, texts_b=None):
+        """The preprocessor's model inputs of texts (or text pairs)."""
+        x = texts_a if texts_b is None else (texts_a, texts_b)
+        # `x=`: a tuple passed alone would be read as `(x, y)`.
+        return self.preprocessor(x=x)
+
+    def _ids_to_text(self, ids):
+        text = self._layer.detokenize(ids)
+        text = text.numpy() if hasattr(text, "numpy") else text
+        return text.decode("utf-8") if isinstance(text, bytes) else str(text)
+
+    def get_config(self):
+        # Not JSON: the same preprocessor object, so that `from_config`
+        # (used to make graph-local copies of other tokenizers) returns it.
+        return {"preprocessor": self.preprocessor}
+
+
 def _to_python(token_ids):
     """Ids as Python ints in (nested) lists."""
     if isinstance(token_ids, tf.RaggedTensor):

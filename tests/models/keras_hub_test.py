@@ -249,3 +249,4 @@ def test_students_from_a_config_are_smaller_models_of_the_family(family):
         student_from_config(teacher, num_layer=1)
     with pytest.raises(ValueError, match="keeps the teacher's vocabulary"):
         student_from_config(teacher, vocabulary_size=10)
+
