@@ -26,6 +26,7 @@ import contextlib
 import math
 import numbers
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -364,3 +365,38 @@ def value_errors():
         if replacement is None:
             raise
         raise replacement from None
+
+
+# === Static batch facts and checked datasets ===
+def static_batch_size(token_ids):
+    """The static batch size of `token_ids`; `ValueError` when it is unknown."""
+    batch_size = token_ids.shape[0]
+    if batch_size is None:
+        raise ValueError(
+            "The Distiller needs batches of a static size: batch the dataset with "
+            "`drop_remainder=True` and a fixed sequence length. Under "
+            "MultiWorkerMirroredStrategy, tf.distribute hides the batch size of finite "
+            "datasets (it allows a last partial batch): repeat the dataset and pass "
+            "`steps_per_epoch` to fit()."
+        )
+    return batch_size
+
+
+def checked_dataset(dataset, checks):
+    """`dataset` whose elements pass `checks(x, y)` (a list of assertions) in the pipeline.
+
+    Elements are `x`, `(x, y)` or `(x, y, sample_weight)`; every tensor of
+    an element depends on the assertions.
+    """
+    def check(*element):
+        data = element[0] if len(element) == 1 else element
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.control_dependencies(checks(x, y)):
+            return keras.tree.map_structure(identity, data)
+
+    return dataset.map(check)
+
+
+def identity(value):
+    """`tf.identity(value)`, `None` for `None` (an absent label)."""
+    return None if value is None else tf.identity(value)

@@ -1,5 +1,6 @@
-"""Batches as the first replica sees them: Keras's first-batch build under a
-multi-replica strategy (which boolean masks break), and the Distiller's resume."""
+"""Batches and logs as the replicas see them: Keras's first-batch build under a
+multi-replica strategy (which boolean masks break), the Distiller's resume, and
+logs that a multi-worker strategy can reduce."""
 
 import keras
 import tensorflow as tf
@@ -37,3 +38,22 @@ def first_replica_build_arguments(model, iterator, data_batch):
             lambda v: first_replica_value(model.distribute_strategy, v), next(batches)
         )
     return None, data_batch
+
+
+def for_reduction(strategy, logs):
+    """`logs` as `[1]` tensors under a multi-worker strategy, else unchanged.
+
+    Keras 3 reduces the logged values of a multi-worker step with
+    `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars
+    (tensorflow/tensorflow#72388); `[1]` tensors reduce to the scalar mean.
+
+    Example (at the end of a `train_step`):
+    ```python
+    return for_reduction(self.distribute_strategy, logs)
+    ```
+    """
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+        strategy.extended._in_multi_worker_mode()
+    ):
+        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+    return logs

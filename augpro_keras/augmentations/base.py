@@ -68,6 +68,17 @@ class AugmentationOutput:
     token_ids: object = None
     padding_mask: object = None
 
+    def token_change_rate(self, original_token_ids):
+        """`(rate, positions)`: the share of real positions whose token changed.
+
+        `positions` is the number of real (non-padding) positions, the
+        weight of `rate` in a running mean.
+        """
+        mask = ops.cast(self.padding_mask, "float32")
+        changed = ops.cast(self.token_ids != ops.cast(original_token_ids, "int32"), "float32")
+        positions = ops.sum(mask)
+        return ops.sum(changed * mask) / ops.maximum(positions, 1.0), positions
+
 
 class Augmentation:
     """Base class: subclasses set `default_name` and implement `compute`.
@@ -87,6 +98,13 @@ class Augmentation:
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             raise ValueError(f"`weight` must be a number >= 0. Received: weight={weight!r}")
         self.weight = float(weight)
+
+    def log_names(self):
+        """The names this augmentation logs: `<name>_loss` (and `<name>_token_change_rate`)."""
+        names = [f"{self.name}_loss"]
+        if self.produces_tokens:
+            names.append(f"{self.name}_token_change_rate")
+        return names
 
     def validate(self, teacher, student):
         """Checks the augmentation against the models; raises `ValueError`."""
@@ -115,6 +133,7 @@ class DistillationSettings:
         special_token_ids: sorted tuple of the ids projections never produce.
         pad_token_id: the padding id.
         similarity: similarity of projections and neighbour searches.
+        projection_chunk_size: vocabulary rows per chunk of `projection`.
         distillation_loss: "kl" or "mse".
         temperature: temperature of "kl".
         student_loss_weight: weight of the student's loss on labels.
@@ -129,6 +148,7 @@ class DistillationSettings:
     special_token_ids: tuple
     pad_token_id: int
     similarity: str = "cosine"
+    projection_chunk_size: object = None
     distillation_loss: str = "kl"
     temperature: float = 1.0
     student_loss_weight: float = 1.0
