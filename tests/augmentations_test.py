@@ -13,6 +13,7 @@ from augpro_keras.augmentations.partners import draw_mix
 from augpro_keras.augmentations.tokens import keep_special_tokens
 from augpro_keras.layers import EmbeddingProjection, similarity
 from augpro_keras.layers.fgsm_perturb import fgsm_step
+from tests import harness
 from tests import tiny
 
 
@@ -226,3 +227,17 @@ def test_augpro_fgsm_default_step_changes_tokens_on_the_minilm_table():
     assert default.relative_epsilon == 3.5
     assert 0.05 < change_rate(default) < 0.5
     assert change_rate(aug.AugProFGSM(relative_epsilon=1.0)) < 0.01  # the old default: (almost) nothing changes
+
+
+@pytest.mark.parametrize(
+    "augmentation, labeled",
+    [(name, True) for name in aug.available()]
+    + [(aug.MixUp(alpha=0.4), True), (aug.AugProFGSM(direction="random"), True),
+       (aug.AugProMix(alpha=0.4, name="augpro_mix_beta", weight=0.5), True), ("augpro_mix", False),
+       ("tmix", False)],
+    ids=lambda value: value if isinstance(value, str) else getattr(value, "name", str(value)),
+)
+def test_augmentation_harness(augmentation, labeled):
+    """Every augmentation: config round trip, a step eagerly and under XLA, valid tokens."""
+    output = harness.run_augmentation_test(augmentation, labeled=labeled)
+    assert (output.token_ids is not None) == aug.get(augmentation).produces_tokens

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from augpro_keras.layers import EmbeddingProjection
+from tests import harness
 
 
 def brute_force(embeddings, table, similarity, excluded=()):
@@ -368,3 +369,24 @@ def test_bfloat16_config_and_bad_arguments():
         EmbeddingProjection(exact=False)
     with pytest.raises(ValueError, match="applies to search_dtype='bfloat16' with exact=True"):
         layer.re_searched_positions(np.ones((1, 2, 4), "float32"), np.ones((5, 4), "float32"))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"similarity": "l2", "chunk_size": 8, "excluded_token_ids": (0, 2), "pad_token_id": 0},
+        {"similarity": "dot", "search_dtype": "bfloat16"},
+    ],
+)
+def test_layer_harness(kwargs):
+    rng = np.random.default_rng(5)
+    mask = np.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool)
+    harness.run_layer_test(
+        EmbeddingProjection,
+        kwargs,
+        input_data={"embeddings": rng.normal(size=(2, 4, 6)).astype("float32"), "padding_mask": mask},
+        constants={"embedding_matrix": rng.normal(size=(30, 6)).astype("float32")},
+        expected_output_shape=(2, 4),
+        expected_output_dtype="int32",
+    )

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from augpro_keras.layers import FGSMPerturb
 from augpro_keras.models import TinyTransformerClassifier
+from tests import harness
 
 
 def test_every_real_element_moves_by_epsilon_and_padding_stays():
@@ -151,3 +152,24 @@ def test_the_step_is_a_constant_and_gradients_pass_to_the_embeddings():
         value = tf.reduce_sum(weights * out)
     np.testing.assert_allclose(tape.gradient(value, embeddings).numpy(), weights.numpy())
     assert tape.gradient(value, epsilon) is None
+
+
+@pytest.mark.parametrize(
+    "kwargs, deterministic",
+    [({"epsilon": 0.1}, True), ({"epsilon": 0.5, "direction": "descent"}, True),
+     ({"epsilon": 0.2, "direction": "random", "seed": 3}, False)],
+)
+def test_layer_harness(kwargs, deterministic):
+    rng = np.random.default_rng(2)
+    harness.run_layer_test(
+        FGSMPerturb,
+        kwargs,
+        input_data={
+            "embeddings": rng.normal(size=(2, 4, 3)).astype("float32"),
+            "gradient": rng.normal(size=(2, 4, 3)).astype("float32"),
+            "padding_mask": np.array([[1, 1, 0, 0], [1, 1, 1, 1]], bool),
+        },
+        expected_output_shape=(2, 4, 3),
+        expected_output_dtype="float32",
+        deterministic=deterministic,
+    )

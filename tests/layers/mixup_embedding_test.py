@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from augpro_keras.layers import MixUpEmbedding
+from tests import harness
 
 
 def batch(seed=0):
@@ -151,3 +152,20 @@ def test_serialization_and_use_in_a_model():
     model = keras.Model([x, m, p, w], layer(x, m, p, w))
     out = model([embeddings, mask, partner_index.numpy(), lam.numpy()])
     np.testing.assert_allclose(out[0].numpy(), a[0].numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs", [{"lam": 0.7, "seed": 4}, {"alpha": 0.4, "seed": 1}])
+def test_layer_harness(kwargs):
+    embeddings, mask = batch()
+    harness.run_layer_test(
+        MixUpEmbedding,
+        kwargs,
+        input_data={
+            "embeddings": embeddings,
+            "padding_mask": mask,
+            "partner_index": np.array([1, 0, 3, 2], "int32"),
+            "lam": np.array([0.5, 0.25, 1.0, 0.0], "float32"),
+        },
+        expected_output_shape=((4, 5, 3), (4, 5)),
+        expected_output_dtype="float32",
+    )
