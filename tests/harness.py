@@ -217,7 +217,7 @@ def _assert_valid_tokens(output, x, distiller):
 
 
 # === Models ===
-def run_model_test(model, inputs, labels=None, loss=None, rtol=1e-5, atol=1e-5):
+def run_model_test(model, inputs, labels=None, loss=None, fit_inputs=None, rtol=1e-5, atol=1e-5):
     """Runs the checks every model (adapter, classifier, keras-hub task) must pass.
 
     Args:
@@ -227,6 +227,8 @@ def run_model_test(model, inputs, labels=None, loss=None, rtol=1e-5, atol=1e-5):
         labels: labels for the fit step (default: class 0 for every row).
         loss: the fit step's loss (default: sparse categorical cross-entropy
             on logits).
+        fit_inputs: what the fit step trains on, if not `inputs` (raw
+            strings for a keras-hub task, whose `fit` runs its preprocessor).
         rtol, atol: tolerances of the saving round trip.
     """
     expected = model(inputs, training=False)
@@ -252,7 +254,8 @@ def run_model_test(model, inputs, labels=None, loss=None, rtol=1e-5, atol=1e-5):
         loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     before = [w.copy() for w in loaded.get_weights()]
-    history = loaded.fit(inputs, labels, batch_size=batch_size, epochs=1, verbose=0).history
+    fit_inputs = inputs if fit_inputs is None else fit_inputs
+    history = loaded.fit(fit_inputs, labels, batch_size=batch_size, epochs=1, verbose=0).history
     assert np.isfinite(history["loss"][0]), history
     assert any(not np.array_equal(b, a) for b, a in zip(before, loaded.get_weights()))
     return loaded

@@ -194,3 +194,10 @@ def test_invalid_arguments_are_refused():
         EncT5Classifier(num_classes=2, special_token_ids=[0], **dict(config, num_heads=3))
     with pytest.raises(ValueError, match="num_classes.*Received: -1"):
         EncT5Classifier(num_classes=-1, special_token_ids=[0], **config)
+
+
+def test_model_harness(model):
+    """Config and `.keras` round trips with equal outputs, then a fit step."""
+    from tests import harness
+    loaded = harness.run_model_test(model, make_inputs(), labels=np.array([0, 2, 1]))
+    assert loaded.special_token_ids == model.special_token_ids

@@ -250,3 +250,14 @@ def test_students_from_a_config_are_smaller_models_of_the_family(family):
     with pytest.raises(ValueError, match="keeps the teacher's vocabulary"):
         student_from_config(teacher, vocabulary_size=10)
 
+
+
+@pytest.mark.parametrize("family", kt.FAMILIES)
+def test_model_harness(family):
+    """Each family's task: config and `.keras` round trips, then a fit step on raw strings."""
+    from tests import harness
+    task = kt.task(family, dropout=0.1)
+    texts = tf.constant(["the movie", "a boring film", "good", "really fun and very good"])
+    loaded = harness.run_model_test(task, task.preprocessor(texts), labels=np.array([1, 0, 1, 1]),
+                                    fit_inputs=texts)
+    assert loaded.preprocessor is not None
