@@ -1,9 +1,7 @@
 """Knowledge distillation with AugPro and the paper's baselines.
 
-The `Distiller` computes the losses of a step; the loop is Keras's. Around
-it: `settings` checks the constructor arguments, `input_checks` the batches,
-`pipeline_model` and `resume` add preprocessing, resume, guard order and
-the empty-data check to `fit`, and `replicas` the strategy details.
+The `Distiller` computes the losses of a step; the loop is Keras's (see
+docs/architecture.md for the modules around it).
 """
 
 import keras
@@ -21,23 +19,6 @@ from augpro_keras.models.protocol import check_shared_vocabulary
 from augpro_keras.models.protocol import unpack_inputs
 from augpro_keras.pipeline_model import PipelineModel
 from augpro_keras.replicas import for_reduction
-
-#: The settings that are constructor arguments (and config entries).
-_SETTING_ARGUMENTS = (
-    "distillation_loss", "temperature", "student_loss_weight", "distillation_loss_weight",
-    "task", "teacher_dropout", "similarity", "projection_chunk_size", "mix_group_size", "seed",
-)
-
-
-def _setting(name):
-    """A property reading `settings.<name>`; assigning one replaces the frozen settings."""
-
-    def set_setting(self, value):
-        self.settings = settings_lib.with_changes(self.settings, **{name: value})
-
-    setter = set_setting if name in settings_lib.CHANGEABLE else None
-    return property(lambda self: getattr(self.settings, name), setter, doc=f"`settings.{name}`.")
-
 
 @export
 class Distiller(PipelineModel):
@@ -101,18 +82,18 @@ class Distiller(PipelineModel):
     """
 
     # The settings (see `augpro_keras.augmentations.DistillationSettings`).
-    distillation_loss = _setting("distillation_loss")
-    temperature = _setting("temperature")
-    student_loss_weight = _setting("student_loss_weight")
-    distillation_loss_weight = _setting("distillation_loss_weight")
-    task = _setting("task")
-    teacher_dropout = _setting("teacher_dropout")
-    similarity = _setting("similarity")
-    projection_chunk_size = _setting("projection_chunk_size")
-    mix_group_size = _setting("mix_group_size")
-    seed = _setting("seed")
-    special_token_ids = _setting("special_token_ids")
-    pad_token_id = _setting("pad_token_id")
+    distillation_loss = settings_lib.setting_property("distillation_loss")
+    temperature = settings_lib.setting_property("temperature")
+    student_loss_weight = settings_lib.setting_property("student_loss_weight")
+    distillation_loss_weight = settings_lib.setting_property("distillation_loss_weight")
+    task = settings_lib.setting_property("task")
+    teacher_dropout = settings_lib.setting_property("teacher_dropout")
+    similarity = settings_lib.setting_property("similarity")
+    projection_chunk_size = settings_lib.setting_property("projection_chunk_size")
+    mix_group_size = settings_lib.setting_property("mix_group_size")
+    seed = settings_lib.setting_property("seed")
+    special_token_ids = settings_lib.setting_property("special_token_ids")
+    pad_token_id = settings_lib.setting_property("pad_token_id")
 
     def __init__(self, teacher, student, augmentations=(), distillation_loss="kl", temperature=1.0,
                  student_loss_weight=1.0, distillation_loss_weight=1.0, task="classification",
@@ -168,12 +149,10 @@ class Distiller(PipelineModel):
         return self.student_view(inputs, training=training)
 
     def compile(self, optimizer="adam", metrics=None, jit_compile="auto", **kwargs):
-        """Configures training. Same arguments as `keras.Model.compile`, except:
+        """As `keras.Model.compile`, without `loss` (the Distiller computes its own).
 
-        - no `loss`: the Distiller computes its own losses;
-        - `jit_compile`: True compiles the per-replica losses and gradients
-          with XLA (under any strategy); "auto" does so when a GPU is
-          visible, as Keras does.
+        `jit_compile=True` compiles the per-replica losses and gradients with
+        XLA (under any strategy); "auto" does so when a GPU is visible.
         """
         if kwargs.pop("loss", None) is not None:
             raise ValueError(
@@ -367,7 +346,7 @@ class Distiller(PipelineModel):
         config["teacher"] = keras.saving.serialize_keras_object(self.teacher)
         config["student"] = keras.saving.serialize_keras_object(self.student)
         config["augmentations"] = [keras.saving.serialize_keras_object(a) for a in self.augmentation_list]
-        config.update({name: getattr(self.settings, name) for name in _SETTING_ARGUMENTS})
+        config.update({name: getattr(self.settings, name) for name in settings_lib.ARGUMENTS})
         return config
 
     @classmethod

@@ -15,6 +15,13 @@ from augpro_keras import losses
 from augpro_keras.layers.embedding_projection import EmbeddingProjection
 
 
+#: The settings that are constructor arguments of the Distiller (and config entries).
+ARGUMENTS = (
+    "distillation_loss", "temperature", "student_loss_weight", "distillation_loss_weight",
+    "task", "teacher_dropout", "similarity", "projection_chunk_size", "mix_group_size", "seed",
+)
+
+
 def _check_number(name, value, low=0.0):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
         raise ValueError(f"`{name}` must be a number >= {low}. Received: {name}={value!r}")
@@ -113,6 +120,20 @@ def with_changes(settings, **changes):
     arguments = {name: getattr(settings, name) for name in CHANGEABLE}
     arguments.update(changes)
     return dataclasses.replace(settings, **_checked(**arguments))
+
+
+def setting_property(name):
+    """A property of a model reading `self.settings.<name>`.
+
+    For the settings in `CHANGEABLE`, assigning one replaces the frozen
+    settings by a checked copy (`with_changes`); the others are read-only.
+    """
+
+    def set_setting(self, value):
+        self.settings = with_changes(self.settings, **{name: value})
+
+    setter = set_setting if name in CHANGEABLE else None
+    return property(lambda self: getattr(self.settings, name), setter, doc=f"`settings.{name}`.")
 
 
 def _checked(distillation_loss, temperature, student_loss_weight, distillation_loss_weight,
