@@ -149,7 +149,7 @@ def _bfloat16_error_bound(scores, query_norms, row_norm, width, similarity):
 
 # The re-searches of uncertified positions take this fraction of the
 # positions per round (at least 8 rows).
-_FALLBACK_ROWS = 1 / 8
+_FALLBACK_ROWS = 1 / 16
 # Rows that the second stage of the exact bfloat16 search re-scores.
 _CANDIDATES = 8
 
