@@ -579,6 +579,14 @@ class EmbeddingProjection(keras.layers.Layer):
         position is needed. Returns the updated `(token_ids, needed)`.
         """
         num_queries = queries.shape[0]
+        if num_queries is None:
+            raise ValueError(
+                "EmbeddingProjection(search_dtype='bfloat16', exact=True) needs a static number "
+                "of positions (batch size times length) to size its re-search rounds; this call "
+                "has embeddings of shape with unknown batch size or length. Batch with "
+                "`drop_remainder=True` and a fixed length, or use exact=False or "
+                "search_dtype='float32'."
+            )
         rows = min(num_queries, max(8, math.ceil(num_queries * _FALLBACK_ROWS)))
         rounds = math.ceil(num_queries / rows)
         # The needed positions first, in increasing order; the padding to a

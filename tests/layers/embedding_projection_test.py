@@ -390,3 +390,17 @@ def test_layer_harness(kwargs):
         expected_output_shape=(2, 4),
         expected_output_dtype="int32",
     )
+
+
+def test_exact_bfloat16_search_needs_static_positions():
+    layer = EmbeddingProjection(search_dtype="bfloat16")
+    table = tf.constant(np.random.default_rng(10).normal(size=(300, 8)).astype("float32"))
+    traced = tf.function(lambda e: layer(e, table),
+                         input_signature=[tf.TensorSpec((None, 5, 8), tf.float32)])
+    with pytest.raises(ValueError, match="needs a static number of positions"):
+        traced.get_concrete_function()
+    inexact = EmbeddingProjection(search_dtype="bfloat16", exact=False)
+    dynamic = tf.function(lambda e: inexact(e, table),
+                          input_signature=[tf.TensorSpec((None, 5, 8), tf.float32)])
+    embeddings = tf.gather(table, [[4, 9, 17, 200, 3]])
+    np.testing.assert_array_equal(dynamic(embeddings).numpy(), [[4, 9, 17, 200, 3]])
