@@ -60,8 +60,15 @@ class Distiller(PipelineModel):
         teacher_dropout: run the teacher with dropout (the paper: on).
         similarity: similarity of the projections ("cosine", "dot", "l2").
         projection_chunk_size: vocabulary rows per chunk in projections.
+        projection_search_dtype: "float32" or "bfloat16" (faster on TPUs and
+            AMX CPUs) for the projections' similarity search.
+        projection_exact: with "bfloat16", return exactly the float32 answer
+            (candidates re-scored in float32 within an error bound).
         mix_group_size: `None` or the size of the MixUp partner groups.
         seed: int seed of the random draws (`None`: a random one).
+        special_token_ids, pad_token_id: for keras-hub tasks, the ids that
+            projections never produce and the padding id; `None` reads them
+            from the tasks' tokenizers.
         **kwargs: standard `keras.Model` arguments.
 
     Example:
@@ -90,6 +97,8 @@ class Distiller(PipelineModel):
     teacher_dropout = settings_lib.setting_property("teacher_dropout")
     similarity = settings_lib.setting_property("similarity")
     projection_chunk_size = settings_lib.setting_property("projection_chunk_size")
+    projection_search_dtype = settings_lib.setting_property("projection_search_dtype")
+    projection_exact = settings_lib.setting_property("projection_exact")
     mix_group_size = settings_lib.setting_property("mix_group_size")
     seed = settings_lib.setting_property("seed")
     special_token_ids = settings_lib.setting_property("special_token_ids")
@@ -98,12 +107,14 @@ class Distiller(PipelineModel):
     def __init__(self, teacher, student, augmentations=(), distillation_loss="kl", temperature=1.0,
                  student_loss_weight=1.0, distillation_loss_weight=1.0, task="classification",
                  teacher_dropout=True, similarity="cosine", projection_chunk_size=None,
-                 mix_group_size=None, seed=None, name="distiller", **kwargs):
+                 projection_search_dtype="float32", projection_exact=True, mix_group_size=None,
+                 seed=None, special_token_ids=None, pad_token_id=None, name="distiller",
+                 **kwargs):
         super().__init__(name=name, **kwargs)
         # === Models ===
         # The step computes through the protocol (keras-hub tasks arrive in an adapter).
-        self.teacher_view = as_distillable(teacher, "teacher")
-        self.student_view = as_distillable(student, "student")
+        self.teacher_view = as_distillable(teacher, "teacher", special_token_ids, pad_token_id)
+        self.student_view = as_distillable(student, "student", special_token_ids, pad_token_id)
         check_shared_vocabulary(teacher, student, self.teacher_view, self.student_view)
         self.num_classes = settings_lib.output_count(self.teacher_view, self.student_view)
         self.teacher = teacher
@@ -119,7 +130,9 @@ class Distiller(PipelineModel):
             temperature=temperature, student_loss_weight=student_loss_weight,
             distillation_loss_weight=distillation_loss_weight, task=task,
             teacher_dropout=teacher_dropout, similarity=similarity,
-            projection_chunk_size=projection_chunk_size, mix_group_size=mix_group_size, seed=seed,
+            projection_chunk_size=projection_chunk_size,
+            projection_search_dtype=projection_search_dtype, projection_exact=projection_exact,
+            mix_group_size=mix_group_size, seed=seed,
         )
         self.projection = self.settings.projection
         self.augmentation_list = settings_lib.augmentation_list(
@@ -352,10 +365,28 @@ class Distiller(PipelineModel):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        # Read before deserializing: keras-hub's `from_config` replaces the
+        # preprocessor's config by the object in place.
+        shared = _without_sharing_ids(config["teacher"].get("config", {}).get("preprocessor"))
+        student_config = dict(config["student"].get("config", {}))
         config["teacher"] = keras.saving.deserialize_keras_object(config["teacher"])
+        if shared is not None and _without_sharing_ids(student_config.get("preprocessor")) == shared:
+            # keras-hub tasks that shared one preprocessor share it again: a
+            # saved Distiller holds its tokenizer's vocabulary (an asset) once.
+            student_config["preprocessor"] = config["teacher"].preprocessor
+            config["student"] = dict(config["student"], config=student_config)
         config["student"] = keras.saving.deserialize_keras_object(config["student"])
         config["augmentations"] = [keras.saving.deserialize_keras_object(a) for a in config["augmentations"]]
         return cls(**config)
+
+
+def _without_sharing_ids(config):
+    """A serialized config without Keras's `shared_object_id` marks."""
+    if isinstance(config, dict):
+        return {k: _without_sharing_ids(v) for k, v in config.items() if k != "shared_object_id"}
+    if isinstance(config, list):
+        return [_without_sharing_ids(v) for v in config]
+    return config
 
 
 def _as_tensor(value):

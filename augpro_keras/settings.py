@@ -18,7 +18,8 @@ from augpro_keras.layers.embedding_projection import EmbeddingProjection
 #: The settings that are constructor arguments of the Distiller (and config entries).
 ARGUMENTS = (
     "distillation_loss", "temperature", "student_loss_weight", "distillation_loss_weight",
-    "task", "teacher_dropout", "similarity", "projection_chunk_size", "mix_group_size", "seed",
+    "task", "teacher_dropout", "similarity", "projection_chunk_size", "projection_search_dtype",
+    "projection_exact", "mix_group_size", "seed", "special_token_ids", "pad_token_id",
 )
 
 
@@ -56,6 +57,8 @@ def validated_settings(
     teacher_dropout=True,
     similarity="cosine",
     projection_chunk_size=None,
+    projection_search_dtype="float32",
+    projection_exact=True,
     mix_group_size=None,
     seed=None,
 ):
@@ -91,6 +94,8 @@ def validated_settings(
     projection = EmbeddingProjection(
         similarity=similarity,
         chunk_size=projection_chunk_size,
+        search_dtype=projection_search_dtype,
+        exact=projection_exact,
         excluded_token_ids=special_token_ids,
         pad_token_id=student.pad_token_id,
         name="projection",
@@ -101,6 +106,8 @@ def validated_settings(
         pad_token_id=student.pad_token_id,
         similarity=similarity,
         projection_chunk_size=projection_chunk_size,
+        projection_search_dtype=projection.search_dtype,
+        projection_exact=projection.exact,
         **checked,
     )
 

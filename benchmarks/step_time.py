@@ -73,8 +73,11 @@ def build_pair(name, seed):
 
     keras.utils.set_random_seed(seed)
     if name == "minilm":
-        teacher = models.BertClassifier.from_preset(models.minilm_l6_path(), num_classes=2)
-        student = models.bert_student_from_teacher(teacher, num_layers=2)
+        import keras_hub
+
+        teacher = keras_hub.models.BertTextClassifier.from_preset(models.minilm_l6_path(),
+                                                                  num_classes=2)
+        student = models.student_from_teacher(teacher, num_layers=2)
         return teacher, student
     if name == "enct5":
         common = dict(vocabulary_size=32128, num_classes=2, key_value_dim=64, special_token_ids=(0, 1, 2))

@@ -134,6 +134,10 @@ class DistillationSettings:
         pad_token_id: the padding id.
         similarity: similarity of projections and neighbour searches.
         projection_chunk_size: vocabulary rows per chunk of `projection`.
+        projection_search_dtype: "float32" or "bfloat16", the dtype of the
+            projection's similarity search.
+        projection_exact: whether a bfloat16 search returns exactly the
+            float32 answer.
         distillation_loss: "kl" or "mse".
         temperature: temperature of "kl".
         student_loss_weight: weight of the student's loss on labels.
@@ -149,6 +153,8 @@ class DistillationSettings:
     pad_token_id: int
     similarity: str = "cosine"
     projection_chunk_size: object = None
+    projection_search_dtype: str = "float32"
+    projection_exact: bool = True
     distillation_loss: str = "kl"
     temperature: float = 1.0
     student_loss_weight: float = 1.0

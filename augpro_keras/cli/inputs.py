@@ -226,21 +226,21 @@ def compute_metrics(task_data, predictions, labels):
 
 # --- tokenizers ---------------------------------------------------------------
 def build_tokenizer(config, texts):
-    """The tokenizer a config names; a SentencePiece one is trained on `texts`."""
+    """The tokenizer a config names, as the run's keras-hub preprocessor.
+
+    `wordpiece`: a BERT preprocessor on `vocabulary_file`, or on a
+    vocabulary computed from `texts`; `preset`: the preprocessor of the
+    teacher's preset.
+    """
     spec = config["tokenizer"]
-    if spec["type"] == "sentencepiece":
-        if spec["model_file"]:
-            return tokenizers.SentencePieceTextTokenizer(spec["model_file"])
-        model_type = spec["model_type"]
-        if model_type == "auto":
-            model_type = "word" if config["data"]["source"] == "demo" else "unigram"
-        return tokenizers.train_sentencepiece(
-            texts, spec["vocabulary_size"], model_type=model_type, lowercase=spec["lowercase"]
-        )
+    sequence_length = config["data"]["sequence_length"]
     if spec["type"] == "wordpiece":
-        return tokenizers.WordPieceTextTokenizer(spec["vocabulary_file"], spec["lowercase"])
+        vocabulary = spec["vocabulary_file"] or tokenizers.compute_wordpiece_vocabulary(
+            texts, spec["vocabulary_size"], lowercase=spec["lowercase"])
+        return tokenizers.PreprocessorTextTokenizer(
+            tokenizers.bert_preprocessor(vocabulary, sequence_length, lowercase=spec["lowercase"]))
     return preset_tokenizer(config["teacher"]["checkpoint"] or config["teacher"]["preset"],
-                            config["data"]["sequence_length"])
+                            sequence_length)
 
 
 def preset_tokenizer(preset, sequence_length):

@@ -1,5 +1,9 @@
 """Teachers and students from a config, and compiling them for fine-tuning.
 
+Every model of the command line tool is a keras-hub `TextClassifier` with
+the run's preprocessor: a small BERT trained from scratch (`tiny`) or a
+preset (`keras_hub`), and students of the teacher's family.
+
 Call `build_teacher` inside `strategy.scope()`; `StudentFactory` enters the
 scope itself. Every student of a run starts from the same initial weights,
 so the rows of the results table differ only in how the student was
@@ -14,53 +18,31 @@ student = students.new()
 ```
 """
 
-import re
-
 import keras
 
 from augpro_keras.cli.config import resolve_preset
-from augpro_keras.models import TinyTransformerClassifier
 from augpro_keras.models.keras_hub_students import student_from_config
 from augpro_keras.models.keras_hub_students import student_from_teacher
 from augpro_keras.models.protocol import as_distillable
 
 
 def _tiny(section, tokenizer, data, sequence_length, name):
-    return TinyTransformerClassifier(
+    """A small keras-hub BERT on the run's WordPiece preprocessor, trained from scratch."""
+    import keras_hub
+
+    backbone = keras_hub.models.BertBackbone(
         vocabulary_size=tokenizer.vocabulary_size,
-        num_classes=data.num_classes,
-        hidden_dim=section["hidden_dim"],
         num_layers=section["num_layers"],
         num_heads=section["num_heads"],
+        hidden_dim=section["hidden_dim"],
         intermediate_dim=section["intermediate_dim"],
-        max_sequence_length=sequence_length,
-        num_segments=2,
         dropout=section["dropout"],
-        pad_token_id=tokenizer.pad_token_id,
-        special_token_ids=special_token_ids(tokenizer),
-        name=name,
+        max_sequence_length=sequence_length,
     )
-
-
-def special_token_ids(tokenizer):
-    """The ids projections must never produce: special tokens and placeholders.
-
-    The tokenizer's special ids, ordinary pieces that spell a special token
-    (a SentencePiece `word` model learns `▁[CLS]` beside the special
-    `[CLS]`), and placeholder rows that are no words (BERT's `[unused0]` ...
-    `[unused993]`).
-    """
-    ids = set(tokenizer.special_token_ids)
-    vocabulary = tokenizer.get_vocabulary()
-    names = {vocabulary[i] for i in ids}
-    ids |= {
-        i for i, piece in enumerate(vocabulary)
-        if piece.lstrip("\u2581") in names or _PLACEHOLDER.fullmatch(piece)
-    }
-    return tuple(sorted(ids))
-
-
-_PLACEHOLDER = re.compile(r"\[unused\d+\]")
+    return keras_hub.models.BertTextClassifier(
+        backbone, num_classes=data.num_classes, preprocessor=tokenizer.preprocessor,
+        dropout=section["dropout"], name=name,
+    )
 
 
 def build_teacher(config, tokenizer, data):
@@ -118,9 +100,6 @@ class StudentFactory:
 
     def _build(self):
         section = self.config["student"]
-        if section["type"] == "tiny":
-            return _tiny(section, self.tokenizer, self.data,
-                         self.config["data"]["sequence_length"], "student")
         if section["type"] == "keras_hub":
             return keras_hub_task(section["preset"], self.data, self.tokenizer,
                                   section["dropout"], None, "student")

@@ -5,9 +5,9 @@ into `config["output_dir"]`:
 
 | command    | writes                                                          |
 |------------|-----------------------------------------------------------------|
-| `finetune` | `teacher.keras`, `tokenizer.json`, `teacher_results.json`       |
-| `distill`  | `student.keras`, `student_saved_model/`, `results.json`,        |
-|            | `config.json`, `samples.tsv`                                    |
+| `finetune` | `teacher/` (a keras-hub preset folder), `teacher_results.json`  |
+| `distill`  | `student/` (a keras-hub preset folder), `student_saved_model/`  |
+|            | (raw strings in), `results.json`, `config.json`, `samples.tsv`  |
 | `run`      | everything `finetune` and `distill` write                        |
 | `augment`  | `augmented.tsv` (or the given file)                             |
 | all        | TensorBoard logs under `logs/<time>/<model>/`                   |

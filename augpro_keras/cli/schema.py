@@ -122,32 +122,23 @@ SCHEMA = {
     },
     "tokenizer": {
         "type": Field(
-            "choice", "sentencepiece",
-            "`sentencepiece`: train a SentencePiece vocabulary on the training texts (or "
-            "load `model_file`); `wordpiece`: a BERT `vocab.txt` (`vocabulary_file`); "
-            "`preset`: the tokenizer of the teacher's preset.",
-            choices=("sentencepiece", "wordpiece", "preset")),
-        "vocabulary_size": Field("int", 2000, "Largest vocabulary of a trained SentencePiece "
-                                 "model (it stops earlier on small corpora).", minimum=10),
-        "model_type": Field(
-            "choice", "auto",
-            "SentencePiece model trained here: `word` (whole words: projected sentences "
-            "read as words; for small closed corpora), `unigram` or `bpe` (subwords: no "
-            "unknown words on large corpora), `char`, or `auto`: `word` for the demo "
-            "corpus, `unigram` for any other data.",
-            choices=("auto", "word", "unigram", "bpe", "char")),
-        "lowercase": Field("bool", True, "Lowercase texts (trained SentencePiece and "
-                           "WordPiece)."),
-        "model_file": Field("path", None, "An existing SentencePiece `.model` file to use "
-                            "instead of training one.", nullable=True),
-        "vocabulary_file": Field("path", None, "WordPiece `vocab.txt` (`type: wordpiece`).",
-                                 nullable=True),
+            "choice", "wordpiece",
+            "`wordpiece`: a BERT WordPiece vocabulary, computed from the training texts "
+            "(or read from `vocabulary_file`), for a `tiny` teacher; `preset`: the "
+            "preprocessor of the teacher's keras-hub preset.",
+            choices=("wordpiece", "preset")),
+        "vocabulary_size": Field("int", 2000, "Largest WordPiece vocabulary computed from the "
+                                 "training texts (it stops earlier on small corpora).",
+                                 minimum=10),
+        "lowercase": Field("bool", True, "Lowercase texts and strip accents (WordPiece)."),
+        "vocabulary_file": Field("path", None, "A BERT `vocab.txt` to use instead of "
+                                 "computing a vocabulary.", nullable=True),
     },
     "teacher": {
         "type": Field(
             "choice", "tiny",
-            "`tiny`: a small transformer trained from scratch (`TinyTransformerClassifier`); "
-            "`keras_hub`: a keras-hub text classifier of any family "
+            "`tiny`: a small keras-hub BERT (`BertTextClassifier`) trained from scratch on "
+            "the WordPiece vocabulary; `keras_hub`: a keras-hub text classifier of any family "
             "(`keras_hub.models.TextClassifier.from_preset`).",
             choices=("tiny", "keras_hub")),
         "preset": Field(
@@ -169,7 +160,7 @@ SCHEMA = {
             "path", None,
             "A fine-tuned teacher to reuse: `run` then skips fine-tuning. A `.keras` file "
             "(its `tokenizer.json` must sit beside it) or a keras-hub preset folder (such "
-            "as the `teacher/` folder a `keras_hub` run writes).", nullable=True),
+            "as the `teacher/` folder a run writes).", nullable=True),
     },
     "finetune": {
         "epochs": Field("int", 10, "Epochs of teacher fine-tuning.", minimum=1),
@@ -180,22 +171,20 @@ SCHEMA = {
     },
     "student": {
         "type": Field(
-            "choice", "tiny",
-            "`tiny`: a small transformer; for a `keras_hub` teacher: `from_teacher`, the "
-            "teacher's first `num_layers` layers with its weights (DistilBERT-style); "
+            "choice", "config",
             "`config`: a fresh model of the teacher's family and class with the sizes "
-            "below; `keras_hub`: the keras-hub preset `student.preset`. keras-hub students "
-            "keep the teacher's preprocessor.",
-            choices=("tiny", "from_teacher", "config", "keras_hub")),
+            "below; `from_teacher`: the teacher's first `num_layers` layers with its weights "
+            "(DistilBERT-style); `keras_hub`: the keras-hub preset `student.preset`. Every "
+            "student keeps the teacher's preprocessor.",
+            choices=("config", "from_teacher", "keras_hub")),
         "preset": Field(
             "str", None, "For `keras_hub`: the student's keras-hub preset (name or folder) "
             "whose vocabulary is the teacher's.", nullable=True),
         "num_layers": Field("int", 1, "Transformer layers of the student.", minimum=1),
-        "hidden_dim": Field("int", 32, "Width of a `tiny` or `config` student.", minimum=2),
-        "num_heads": Field("int", 2, "Attention heads of a `tiny` or `config` student.",
-                           minimum=1),
-        "intermediate_dim": Field("int", 64, "Feed-forward width of a `tiny` or `config` "
-                                  "student.", minimum=1),
+        "hidden_dim": Field("int", 32, "Width of a `config` student.", minimum=2),
+        "num_heads": Field("int", 2, "Attention heads of a `config` student.", minimum=1),
+        "intermediate_dim": Field("int", 64, "Feed-forward width of a `config` student.",
+                                  minimum=1),
         "dropout": Field("float", 0.1, "Dropout rate of the student (paper: 0.1).",
                          minimum=0.0, maximum=0.99),
         "finetune": Field(
@@ -226,6 +215,14 @@ SCHEMA = {
         "projection_chunk_size": Field(
             "int", None, "Vocabulary rows per projection chunk (bounds memory for large "
             "vocabularies); `null`: the whole table at once.", nullable=True, minimum=1),
+        "projection_search_dtype": Field(
+            "choice", "float32", "Dtype of the projection's similarity search: `float32`, or "
+            "`bfloat16` (faster on TPUs and CPUs with AMX).",
+            choices=("float32", "bfloat16")),
+        "projection_exact": Field(
+            "bool", True, "With `bfloat16`: return exactly the float32 answer (candidates "
+            "re-scored in float32 within an error bound); `false`: the plain bfloat16 "
+            "answer."),
         "mix_group_size": Field(
             "int", None, "Draw MixUp partners within groups of this many rows (same mixes "
             "on any number of replicas); `null`: the whole per-replica batch.",

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from augpro_keras import checkpointing
+from augpro_keras import settings as settings_lib
 from augpro_keras.callbacks import DistillationBackup
 from augpro_keras.callbacks import NonFiniteLossError
 from augpro_keras.callbacks import NonFiniteLossGuard
@@ -147,20 +148,17 @@ def make_distiller(session, teacher, student, augmentation_entries, teacher_drop
     from augpro_keras import Distiller
 
     config, spec = session.config, session.config["distill"]
+    # The `distill` keys that are Distiller arguments pass by name.
+    settings = {name: spec[name] for name in settings_lib.ARGUMENTS if name in spec}
+    if teacher_dropout is not None:
+        settings["teacher_dropout"] = teacher_dropout
     distiller = Distiller(
         teacher,
         student,
         augmentations=build_augmentations(augmentation_entries),
-        distillation_loss=spec["distillation_loss"],
-        temperature=spec["temperature"],
-        student_loss_weight=spec["student_loss_weight"],
-        distillation_loss_weight=spec["distillation_loss_weight"],
         task="regression" if session.data.is_regression else "classification",
-        teacher_dropout=spec["teacher_dropout"] if teacher_dropout is None else teacher_dropout,
-        similarity=spec["similarity"],
-        projection_chunk_size=spec["projection_chunk_size"],
-        mix_group_size=spec["mix_group_size"],
         seed=config["seed"],
+        **settings,
     )
     distiller.compile(
         optimizer=keras.optimizers.Adam(spec["learning_rate"]),

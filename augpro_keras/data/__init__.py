@@ -10,6 +10,8 @@ from augpro_keras.data.preprocessing import make_dataset
 from augpro_keras.data.splits import labeled_unlabeled_split
 from augpro_keras.data.splits import take_fraction
 from augpro_keras.data.tokenizers import PreprocessorTextTokenizer
+from augpro_keras.data.tokenizers import bert_preprocessor
+from augpro_keras.data.tokenizers import compute_wordpiece_vocabulary
 from augpro_keras.data.tokenizers import SentencePieceTextTokenizer
 from augpro_keras.data.tokenizers import TextTokenizer
 from augpro_keras.data.tokenizers import WordPieceTextTokenizer
@@ -26,6 +28,8 @@ __all__ = [
     "TextPacker",
     "TextTokenizer",
     "WordPieceTextTokenizer",
+    "bert_preprocessor",
+    "compute_wordpiece_vocabulary",
     "get_glue_task",
     "labeled_unlabeled_split",
     "load_glue",

@@ -303,6 +303,50 @@ class PreprocessorTextTokenizer(TextTokenizer):
         return {"preprocessor": self.preprocessor}
 
 
+BERT_RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def compute_wordpiece_vocabulary(texts, vocabulary_size, lowercase=True):
+    """A WordPiece vocabulary learned from texts, BERT's special tokens first.
+
+    keras-hub's `compute_word_piece_vocabulary` (TensorFlow Text's
+    vocabulary learner) on the texts; ids 0-4 are `[PAD]`, `[UNK]`, `[CLS]`,
+    `[SEP]`, `[MASK]`. On a small corpus most words become single tokens,
+    so projected sentences read as words.
+
+    Args:
+        texts: list of str, the training corpus.
+        vocabulary_size: int, the largest vocabulary (it stops earlier when
+            the corpus has fewer pieces).
+        lowercase: whether to lowercase and strip accents (uncased).
+
+    Returns:
+        A list of token strings (id = position).
+    """
+    import keras_hub
+
+    if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, int) or vocabulary_size < 10:
+        raise ValueError(f"`vocabulary_size` must be an int >= 10. Received: {vocabulary_size!r}")
+    texts = [t for t in texts if t]
+    if not texts:
+        raise ValueError("Cannot compute a WordPiece vocabulary from no text.")
+    dataset = tf.data.Dataset.from_tensor_slices(texts).batch(256)
+    return list(keras_hub.tokenizers.compute_word_piece_vocabulary(
+        dataset, vocabulary_size, lowercase=lowercase, strip_accents=lowercase,
+        reserved_tokens=list(BERT_RESERVED_TOKENS),
+    ))
+
+
+def bert_preprocessor(vocabulary, sequence_length, lowercase=True):
+    """A keras-hub BERT text-classifier preprocessor on a WordPiece vocabulary."""
+    import keras_hub
+
+    if isinstance(vocabulary, (str, os.PathLike)):
+        vocabulary = read_vocabulary_file(vocabulary)
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=list(vocabulary), lowercase=lowercase)
+    return keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=sequence_length)
+
+
 def _to_python(token_ids):
     """Ids as Python ints in (nested) lists."""
     if isinstance(token_ids, tf.RaggedTensor):

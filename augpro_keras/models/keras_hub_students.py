@@ -44,6 +44,9 @@ def _backbone_like(teacher, overrides):
             f"{sorted(k for k in config if k not in ('name', 'trainable', 'dtype'))}."
         )
     config.update(overrides)
+    # A frozen teacher (inside a Distiller) has `trainable: False` in its
+    # config; the student trains.
+    config["trainable"] = True
     return type(teacher.backbone).from_config(config)
 
 

@@ -159,7 +159,7 @@ def unpack_inputs(inputs, pad_token_id=None):
     return token_ids, padding_mask, inputs.get("segment_ids")
 
 
-def as_distillable(model, role="model"):
+def as_distillable(model, role="model", special_token_ids=None, pad_token_id=None):
     """`model` through the `DistillableClassifier` protocol.
 
     A `DistillableClassifier` is returned as it is; a keras-hub
@@ -169,6 +169,9 @@ def as_distillable(model, role="model"):
     Args:
         model: a `DistillableClassifier` or a `keras_hub.models.TextClassifier`.
         role: "teacher", "student" or "model", for error messages.
+        special_token_ids, pad_token_id: for a keras-hub task, the ids its
+            projections avoid and its padding id; `None` reads them from the
+            task's tokenizer. A `DistillableClassifier` has its own.
     """
     if isinstance(model, DistillableClassifier):
         return model
@@ -177,7 +180,7 @@ def as_distillable(model, role="model"):
     if isinstance(model, keras_hub.models.TextClassifier):
         from augpro_keras.models.text_classifier_adapter import TextClassifierAdapter
 
-        return TextClassifierAdapter(model)
+        return TextClassifierAdapter(model, special_token_ids, pad_token_id)
     raise ValueError(
         f"The {role} ({type(model).__name__}) is no `keras_hub.models.TextClassifier` "
         "(BertTextClassifier, DistilBertTextClassifier, RobertaTextClassifier, ...) and "
@@ -185,6 +188,16 @@ def as_distillable(model, role="model"):
         "`hidden_states_at`, `logits_from_hidden`, `embedding_matrix`, ...). Use a keras-hub "
         "text classifier, or subclass `augpro_keras.models.DistillableClassifier`."
     )
+
+
+def _has_vocabulary(tokenizer):
+    # A tokenizer being loaded from a `.keras` file gets its vocabulary
+    # (an asset) after the models that hold it are built.
+    try:
+        tokenizer.get_vocabulary()
+    except ValueError:
+        return False
+    return True
 
 
 def tokenizer_of(model):
@@ -201,7 +214,7 @@ def check_shared_vocabulary(teacher, student, teacher_view, student_view):
     tables' sizes and the padding ids are compared.
     """
     tokenizers = tokenizer_of(teacher), tokenizer_of(student)
-    if all(t is not None for t in tokenizers):
+    if all(t is not None and _has_vocabulary(t) for t in tokenizers):
         vocabularies = [list(t.get_vocabulary()) for t in tokenizers]
         names = [f"{type(t).__name__} of the {role}" for t, role in zip(tokenizers, ("teacher", "student"))]
         if vocabularies[0] != vocabularies[1]:

@@ -14,8 +14,8 @@ TINY_ARGS = [arg for override in TINY for arg in ("--set", override)]
 
 def test_finetune_writes_the_teacher(tmp_path, capsys):
     assert main(["finetune", "--output-dir", str(tmp_path), *TINY_ARGS]) == 0
-    for name in ("teacher.keras", "tokenizer.json", "teacher_results.json"):
-        assert (tmp_path / name).is_file(), name
+    assert (tmp_path / "teacher" / "task.json").is_file()  # a keras-hub preset folder
+    assert (tmp_path / "teacher_results.json").is_file()
     out = capsys.readouterr().out
     assert "| Teacher" in out and "Teacher saved to" in out
     results = json.loads((tmp_path / "teacher_results.json").read_text())
@@ -32,7 +32,7 @@ def test_distill_a_saved_teacher_with_chosen_augmentations(tiny_run, tmp_path, c
     results = json.loads((out_dir / "results.json").read_text())
     assert [row["name"] for row in results["rows"]] == ["Teacher", "KD+AugPro-Mix"]
     assert results["best_student"] == "KD+AugPro-Mix"
-    for name in ("student.keras", "student_saved_model", "tokenizer.json", "config.json"):
+    for name in ("student/task.json", "student_saved_model", "config.json"):
         assert (out_dir / name).exists(), name
     assert "| KD+AugPro-Mix *" in capsys.readouterr().out
 
@@ -40,10 +40,10 @@ def test_distill_a_saved_teacher_with_chosen_augmentations(tiny_run, tmp_path, c
 def test_evaluate_prints_the_metrics(tiny_run, tmp_path, capsys):
     output_dir, _, _ = tiny_run
     output = tmp_path / "evaluation.json"
-    assert main(["evaluate", "--model", os.path.join(output_dir, "teacher.keras"),
+    assert main(["evaluate", "--model", os.path.join(output_dir, "teacher"),
                  "--output", str(output), *TINY_ARGS]) == 0
     out = capsys.readouterr().out
-    assert "| teacher.keras" in out and "| accuracy | f1" in out
+    assert "| teacher " in out and "| accuracy | f1" in out
     results = json.loads(output.read_text())
     assert set(results["rows"][0]["metrics"]) == {"accuracy", "f1"}
 
@@ -57,7 +57,7 @@ def test_augment_writes_tsv_and_prints_teacher_labels(tiny_run, tmp_path, capsys
     out = capsys.readouterr().out
     assert "original :" in out and "augmented:" in out
     assert "[augpro_mix]" in out and "[knn]" in out
-    assert "student.keras" in out  # The run's student plays the student.
+    assert os.path.join(output_dir, "student") in out  # The run's student plays the student.
     with open(output, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     assert len(rows) == 12

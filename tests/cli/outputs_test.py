@@ -96,24 +96,3 @@ def test_write_text_is_atomic_on_error(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.tsv"]
-
-
-def test_special_token_ids_cover_lookalikes_and_placeholders():
-    from augpro_keras.cli.modeling import special_token_ids
-    from augpro_keras.data import WordPieceTextTokenizer
-
-    wordpiece = WordPieceTextTokenizer(
-        ["[PAD]", "[unused0]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "lamp"])
-    assert special_token_ids(wordpiece) == (0, 1, 2, 3, 4, 5, 6)
-
-
-def test_special_token_ids_of_a_word_sentencepiece(tokenizer):
-    from augpro_keras.cli.modeling import special_token_ids
-
-    vocabulary = tokenizer.get_vocabulary()
-    ids = special_token_ids(tokenizer)
-    assert set(tokenizer.special_token_ids) <= set(ids)
-    for i, piece in enumerate(vocabulary):
-        if piece.lstrip("\u2581") in ("[CLS]", "[SEP]", "[MASK]"):
-            assert i in ids, piece
-    assert vocabulary.index("\u2581kettle") not in ids

@@ -3,25 +3,25 @@
 import json
 import os
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import augpro_keras  # noqa: F401  Registers the package's classes for loading.
-from augpro_keras.cli import inputs
 from augpro_keras.cli import pipeline
 from augpro_keras.data import demo
 from tests.cli.conftest import event_values
 from tests.cli.conftest import tiny_config
 
 
-def _validation_inputs(output_dir, count=16):
-    tokenizer = inputs.load_tokenizer(os.path.join(output_dir, "tokenizer.json"))
-    with open(os.path.join(output_dir, "config.json")) as f:
-        config = json.load(f)
-    examples = demo.load_demo("validation").select(range(count))
-    return inputs.pack(examples, tokenizer, config["data"]["sequence_length"])
+def _validation_texts(count=16):
+    return list(demo.load_demo("validation").select(range(count)).texts_a)
+
+
+def _student(output_dir):
+    import keras_hub
+
+    return keras_hub.models.TextClassifier.from_preset(os.path.join(output_dir, "student"))
 
 
 def test_run_writes_results_table_and_outputs(tiny_run):
@@ -37,9 +37,10 @@ def test_run_writes_results_table_and_outputs(tiny_run):
     assert "| KD+AugPro-Mix+AugPro-FGSM" in printed
     assert "original :" in printed and "augmented:" in printed
     assert "Strategy: CPU (default strategy), 1 replica" in printed
-    for name in ("student.keras", "teacher.keras", "tokenizer.json", "config.json",
+    for name in ("student/task.json", "teacher/task.json", "config.json",
                  "results.json", "samples.tsv", "student_saved_model"):
         assert os.path.exists(os.path.join(output_dir, name)), name
+    assert results["outputs"]["student"] == "student"
     assert not [n for n in os.listdir(output_dir) if n.startswith(".staging")]
     with open(os.path.join(output_dir, "config.json")) as f:
         assert json.load(f)["distill"]["runs"][0]["name"] == "KD+AugPro-Mix+AugPro-FGSM"
@@ -47,28 +48,30 @@ def test_run_writes_results_table_and_outputs(tiny_run):
 
 def test_best_student_reloads_with_same_predictions_and_metric(tiny_run):
     output_dir, results, _ = tiny_run
-    student = keras.models.load_model(os.path.join(output_dir, "student.keras"))
+    student = _student(output_dir)
     config = tiny_config(output_dir)
     printed = []
-    evaluation = pipeline.evaluate(config, os.path.join(output_dir, "student.keras"),
+    evaluation = pipeline.evaluate(config, os.path.join(output_dir, "student"),
                                    out=printed.append)
     best = next(r for r in results["rows"] if r["name"] == results["best_student"])
     assert evaluation["rows"][0]["metrics"] == pytest.approx(best["metrics"])
-    x = _validation_inputs(output_dir)
-    np.testing.assert_allclose(student.predict(x, verbose=0), student(x), atol=1e-5)
+    texts = _validation_texts()
+    np.testing.assert_allclose(student.predict(texts, verbose=0),
+                               student(student.preprocessor(texts)), atol=1e-5)
 
 
 def test_saved_model_gives_the_keras_models_outputs(tiny_run):
     output_dir, _, _ = tiny_run
-    student = keras.models.load_model(os.path.join(output_dir, "student.keras"))
+    student = _student(output_dir)
     served = tf.saved_model.load(os.path.join(output_dir, "student_saved_model"))
-    x = _validation_inputs(output_dir)
-    expected = np.asarray(student(x, training=False))
-    got = served.serve({k: tf.constant(v) for k, v in x.items()})
-    np.testing.assert_allclose(np.asarray(got), expected, atol=1e-5)
-    signature = served.signatures["serving_default"]
-    outputs = signature(**{k: tf.constant(v) for k, v in x.items()})
-    np.testing.assert_allclose(np.asarray(next(iter(outputs.values()))), expected, atol=1e-5)
+    texts = _validation_texts()
+    expected = student.predict(texts, verbose=0)
+    # Raw strings in: the tokenizer is inside the SavedModel.
+    got = served.serve(tf.constant(texts))
+    np.testing.assert_allclose(np.asarray(got["logits"]), expected, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(got["label"]), np.argmax(expected, axis=-1))
+    outputs = served.signatures["serving_default"](text=tf.constant(texts))
+    np.testing.assert_allclose(np.asarray(outputs["logits"]), expected, atol=1e-5)
 
 
 def test_tensorboard_has_scalars_and_projected_sentences(tiny_run):
@@ -98,7 +101,7 @@ def test_tensorboard_has_scalars_and_projected_sentences(tiny_run):
 def test_failed_run_leaves_earlier_results_untouched(tiny_run, tmp_path, monkeypatch):
     output_dir, _, _ = tiny_run
     before = {name: os.path.getmtime(os.path.join(output_dir, name))
-              for name in ("results.json", "student.keras", "teacher.keras")}
+              for name in ("results.json", "student", "teacher", "student_saved_model")}
     with open(os.path.join(output_dir, "results.json")) as f:
         old_results = f.read()
 

@@ -261,3 +261,40 @@ def test_model_harness(family):
     loaded = harness.run_model_test(task, task.preprocessor(texts), labels=np.array([1, 0, 1, 1]),
                                     fit_inputs=texts)
     assert loaded.preprocessor is not None
+
+
+def test_students_of_a_frozen_teacher_are_trainable():
+    teacher = kt.task("bert")
+    augpro_keras.Distiller(teacher, student_from_teacher(teacher, 1))  # freezes the teacher
+    assert not teacher.trainable
+    for student in (student_from_teacher(teacher, 1),
+                    student_from_config(teacher, num_layers=1, hidden_dim=8, intermediate_dim=8)):
+        assert student.trainable and student.backbone.trainable
+        assert len(student.trainable_weights) == len(student.weights)
+
+
+def test_a_distiller_of_keras_hub_tasks_saves_and_loads(tmp_path):
+    teacher = kt.task("bert")
+    distiller = augpro_keras.Distiller(teacher, student_from_teacher(teacher, 1),
+                                       augmentations=["augpro_mix"], seed=3)
+    distiller.compile(optimizer="adam", jit_compile=False)
+    distiller.fit(kt.text_dataset(n=8), verbose=0)
+    distiller.save(tmp_path / "distiller.keras")
+    restored = keras.models.load_model(tmp_path / "distiller.keras")
+    assert type(restored.student) is type(teacher) and restored.student.preprocessor is not None
+    texts = kt.SENTENCES[:2]
+    np.testing.assert_allclose(restored.student.predict(texts, verbose=0),
+                               distiller.student.predict(texts, verbose=0), atol=1e-6)
+    assert np.isfinite(restored.fit(kt.text_dataset(n=8), verbose=0).history["loss"][0])
+
+
+def test_the_projection_search_dtype_reaches_the_projection():
+    teacher = kt.task("bert")
+    distiller = augpro_keras.Distiller(teacher, student_from_teacher(teacher, 1),
+                                       augmentations=["augpro_mix"], seed=0,
+                                       projection_search_dtype="bfloat16", projection_chunk_size=16)
+    assert distiller.projection.search_dtype == "bfloat16" and distiller.projection.exact
+    config = distiller.get_config()
+    assert config["projection_search_dtype"] == "bfloat16" and config["projection_exact"] is True
+    distiller.compile(optimizer="adam", jit_compile=False)
+    assert np.isfinite(distiller.fit(kt.text_dataset(n=8), verbose=0).history["loss"][0])

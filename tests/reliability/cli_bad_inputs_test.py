@@ -235,7 +235,8 @@ def test_evaluate_a_missing_model(guarded, capsys):
 def test_evaluate_a_folder_as_model(guarded, capsys):
     code, err = _cli(capsys, "evaluate", "--model", str(guarded / "finished"), *TINY_ARGS)
     assert code == 2
-    assert f"{guarded / 'finished'} is a folder; the model must be a .keras file" in err
+    assert (f"{guarded / 'finished'} is a folder but no keras-hub preset of a task (it has no "
+            "task.json); the model must be a keras-hub preset folder") in err
 
 
 def test_evaluate_with_a_tokenizer_that_is_not_json(guarded, capsys):
@@ -332,7 +333,7 @@ OPTION_CASES = [
     ("unknown_task", ["--task", "sst3"], "data.task: Unknown GLUE task 'sst3'"),
     ("missing_train_file", ["--set", "data.source=files", "--set", "data.train_file={root}/no.tsv",
                             "--set", "data.validation_file={root}/dev.tsv"], "data.train_file: file not found: {root}/no.tsv"),
-    ("missing_tokenizer_model", ["--set", "tokenizer.model_file={root}/no.model"], "tokenizer.model_file: file not found: {root}/no.model"),
+    ("missing_vocabulary_file", ["--set", "tokenizer.vocabulary_file={root}/no.txt"], "tokenizer.vocabulary_file: file not found: {root}/no.txt"),
     ("three_text_columns", ["--set", "data.source=files", "--set", "data.train_file={root}/train.tsv",
                             "--set", "data.validation_file={root}/dev.tsv", "--set", "data.text_columns=[a, b, c]"],
      "data.text_columns: expected one or two columns"),
