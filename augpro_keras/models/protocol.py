@@ -18,8 +18,20 @@ from augpro_keras.api_export import export
 from augpro_keras.replicas import first_replica_build_arguments
 
 
+class EmbeddingTableSizes:
+    """`vocabulary_size` and `embedding_dim`, read from a model's `embedding_matrix`."""
+
+    @property
+    def vocabulary_size(self):
+        return int(self.embedding_matrix.shape[0])
+
+    @property
+    def embedding_dim(self):
+        return int(self.embedding_matrix.shape[1])
+
+
 @export
-class DistillableClassifier(keras.Model):
+class DistillableClassifier(EmbeddingTableSizes, keras.Model):
     """Base class of every model the `Distiller` can train or distill from.
 
     A subclass implements five things:
@@ -110,14 +122,6 @@ class DistillableClassifier(keras.Model):
             raise ValueError(
                 f"`layer` must be in [0, {self.num_layers}] for this model. Received: {layer}"
             )
-
-    @property
-    def vocabulary_size(self):
-        return int(self.embedding_matrix.shape[0])
-
-    @property
-    def embedding_dim(self):
-        return int(self.embedding_matrix.shape[1])
 
     def call_from_embeddings(
         self, embeddings, padding_mask, segment_ids=None, training=False

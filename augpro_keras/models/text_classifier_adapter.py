@@ -31,6 +31,7 @@ from keras import ops
 
 from augpro_keras.models import graph
 from augpro_keras.models.presets import special_token_ids_from_tokenizer
+from augpro_keras.models.protocol import EmbeddingTableSizes
 
 
 def _flatten_layers(layers):
@@ -41,7 +42,7 @@ def _flatten_layers(layers):
             yield layer
 
 
-class TextClassifierAdapter:
+class TextClassifierAdapter(EmbeddingTableSizes):
     """A keras-hub `TextClassifier` seen through the `DistillableClassifier` protocol.
 
     The adapter holds no weights of its own: every call runs the task's
@@ -141,14 +142,6 @@ class TextClassifierAdapter:
     @property
     def embedding_matrix(self):
         return self.backbone.token_embedding.embeddings
-
-    @property
-    def vocabulary_size(self):
-        return int(self.embedding_matrix.shape[0])
-
-    @property
-    def embedding_dim(self):
-        return int(self.embedding_matrix.shape[1])
 
     @property
     def num_layers(self):
