@@ -39,13 +39,20 @@ def _first_maximum_in_groups(scores):
     that one group (its first column with the maximum). Both argmaxes see
     1/`_GROUP` of the block, and ties still go to the lowest column.
     """
+    best, _, group_index, _, within = _group_search(scores)
+    return best, group_index * _GROUP + within
+
+
+def _group_search(scores):
+    """The steps of `_first_maximum_in_groups`: `(best, group_maxima,
+    group_index, winning_group, within)`, which `_best_two_in_groups` reads too."""
     groups = tf.reshape(scores, (tf.shape(scores)[0], -1, _GROUP))
     group_maxima = tf.reduce_max(groups, axis=2)
     group_index = tf.argmax(group_maxima, axis=1, output_type=tf.int32)
     winning_group = tf.gather(groups, group_index, batch_dims=1)
     within = tf.argmax(winning_group, axis=1, output_type=tf.int32)
     best = tf.gather(group_maxima, group_index, batch_dims=1)
-    return best, group_index * _GROUP + within
+    return best, group_maxima, group_index, winning_group, within
 
 
 def _best_two(scores):
@@ -61,12 +68,7 @@ def _best_two_in_groups(scores):
     """The same answer as `_best_two` through the group maxima of
     `_first_maximum_in_groups`: the second best is the larger of the best
     other group's maximum and the winning group's best other column."""
-    groups = tf.reshape(scores, (tf.shape(scores)[0], -1, _GROUP))
-    group_maxima = tf.reduce_max(groups, axis=2)
-    group_index = tf.argmax(group_maxima, axis=1, output_type=tf.int32)
-    winning_group = tf.gather(groups, group_index, batch_dims=1)
-    within = tf.argmax(winning_group, axis=1, output_type=tf.int32)
-    best = tf.gather(group_maxima, group_index, batch_dims=1)
+    best, group_maxima, group_index, winning_group, within = _group_search(scores)
     lowest = tf.constant(-np.inf, scores.dtype)
     group_ids = tf.range(tf.shape(group_maxima)[1], dtype=tf.int32)
     other_groups = tf.reduce_max(
