@@ -318,6 +318,8 @@ class Distiller(PipelineModel):
             logs[f"{augmentation.name}_loss"] = (ops.mean(output.loss), 1.0)
             if output.token_ids is not None:
                 logs[f"{augmentation.name}_token_change_rate"] = output.token_change_rate(token_ids)
+            for key, pair in output.diagnostics.items():
+                logs[f"{augmentation.name}_{key}"] = pair
         logs["loss"] = (ops.mean(per_example), 1.0)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         return ops.sum(per_example) / float(batch_size * replicas), logs, student_logits, outputs

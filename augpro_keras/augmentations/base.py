@@ -62,11 +62,15 @@ class AugmentationOutput:
         token_ids: int32 `[B, L]` of the augmented sentences, for augmentations
             that produce real tokens (else `None`).
         padding_mask: bool `[B, L]` of `token_ids`.
+        diagnostics: `name: (value, weight)` of extra scalars to log as
+            `<augmentation name>_<name>` (running means weighted by `weight`);
+            every name must be in the augmentation's `diagnostic_names()`.
     """
 
     loss: object
     token_ids: object = None
     padding_mask: object = None
+    diagnostics: dict = dataclasses.field(default_factory=dict)
 
     def token_change_rate(self, original_token_ids):
         """`(rate, positions)`: the share of real positions whose token changed.
@@ -100,11 +104,16 @@ class Augmentation:
         self.weight = float(weight)
 
     def log_names(self):
-        """The names this augmentation logs: `<name>_loss` (and `<name>_token_change_rate`)."""
+        """The names this augmentation logs: `<name>_loss`, `<name>_token_change_rate`
+        (token-producing ones) and `<name>_<diagnostic>` for each of `diagnostic_names()`."""
         names = [f"{self.name}_loss"]
         if self.produces_tokens:
             names.append(f"{self.name}_token_change_rate")
-        return names
+        return names + [f"{self.name}_{d}" for d in self.diagnostic_names()]
+
+    def diagnostic_names(self):
+        """The keys of `AugmentationOutput.diagnostics` this augmentation returns."""
+        return ()
 
     def validate(self, teacher, student):
         """Checks the augmentation against the models; raises `ValueError`."""
