@@ -27,7 +27,8 @@ SENTENCES = [
     "the scenes were very boring",
 ]
 POSITIVE = {"great", "good", "fun", "loved"}
-FAMILIES = ("albert", "bert", "deberta_v3", "distil_bert", "f_net", "roberta", "roformer_v2", "xlm_roberta")
+FAMILIES = ("albert", "bert", "deberta_v3", "distil_bert", "f_net", "roberta", "roformer_v2", "xlm_roberta",
+            "enct5")
 SEQUENCE_LENGTH = 12
 
 
@@ -42,7 +43,7 @@ def labeled_texts(n=32, seed=0):
     return texts, np.asarray(labels, "int32")
 
 
-def _sentencepiece(pad, unk, user_symbols, xlm=False):
+def _sentencepiece(pad, unk, user_symbols, xlm=False, t5=False):
     import sentencepiece
 
     corpus = SENTENCES + [" ".join(WORDS)] * 4
@@ -50,6 +51,9 @@ def _sentencepiece(pad, unk, user_symbols, xlm=False):
     ids = dict(unk_id=0, bos_id=1, eos_id=2, pad_id=-1) if xlm else dict(
         pad_id=0, unk_id=1, bos_id=2, eos_id=3, pad_piece=pad, unk_piece=unk
     )
+    if t5:  # T5's layout: <pad> 0, </s> 1, <unk> 2, no <s>.
+        ids = dict(pad_id=0, eos_id=1, unk_id=2, bos_id=-1, pad_piece="<pad>", eos_piece="</s>",
+                   unk_piece="<unk>")
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=iter(corpus),
         model_writer=model,
@@ -99,6 +103,10 @@ def tokenizer(family):
         return m.RobertaTokenizer(vocabulary=vocabulary, merges=merges)
     if family == "xlm_roberta":
         return m.XLMRobertaTokenizer(proto=_sentencepiece(None, None, ["<mask>"], xlm=True))
+    if family == "enct5":
+        from augpro_keras.models import EncT5Tokenizer
+
+        return EncT5Tokenizer(proto=_sentencepiece(None, None, [], t5=True))
     if family == "deberta_v3":
         return m.DebertaV3Tokenizer(proto=_sentencepiece("[PAD]", "[UNK]", ["[CLS]", "[SEP]", "[MASK]"]))
     cls = {"albert": m.AlbertTokenizer, "f_net": m.FNetTokenizer}[family]
@@ -114,6 +122,8 @@ _CLASSES = {
     "roberta": ("RobertaBackbone", "RobertaTextClassifierPreprocessor", "RobertaTextClassifier"),
     "roformer_v2": ("RoformerV2Backbone", "RoformerV2TextClassifierPreprocessor", "RoformerV2TextClassifier"),
     "xlm_roberta": ("XLMRobertaBackbone", "XLMRobertaTextClassifierPreprocessor", "XLMRobertaTextClassifier"),
+    # The package's own keras-hub-style task (keras-hub has no T5 classifier).
+    "enct5": ("EncT5Backbone", "EncT5TextClassifierPreprocessor", "EncT5TextClassifier"),
 }
 
 
@@ -128,6 +138,8 @@ def backbone_kwargs(family, vocabulary_size, num_layers=2, hidden_dim=16):
         kwargs["bucket_size"] = 8
     if family == "roformer_v2":
         kwargs["head_size"] = 8
+    elif family == "enct5":
+        kwargs["activation"] = "gelu"  # T5 1.1 (no position embeddings, no length limit)
     else:
         kwargs["max_sequence_length"] = 32
     return kwargs
@@ -137,18 +149,21 @@ def task(family, num_classes=2, seed=0, num_layers=2, hidden_dim=16, tokenizer_=
     """A tiny keras-hub `TextClassifier` of `family` with its preprocessor."""
     import keras_hub
 
+    from augpro_keras import models
+
     backbone_name, preprocessor_name, task_name = _CLASSES[family]
+    module = models if family == "enct5" else keras_hub.models
     # Seed first: seeding TensorFlow drops the resources of SentencePiece
     # tokenizers built before it in eager mode.
     keras.utils.set_random_seed(seed)
     tokenizer_ = tokenizer_ or tokenizer(family)
-    backbone = getattr(keras_hub.models, backbone_name)(
+    backbone = getattr(module, backbone_name)(
         **backbone_kwargs(family, tokenizer_.vocabulary_size(), num_layers, hidden_dim)
     )
-    preprocessor = getattr(keras_hub.models, preprocessor_name)(
+    preprocessor = getattr(module, preprocessor_name)(
         tokenizer=tokenizer_, sequence_length=SEQUENCE_LENGTH
     )
-    return getattr(keras_hub.models, task_name)(
+    return getattr(module, task_name)(
         backbone=backbone, preprocessor=preprocessor, num_classes=num_classes, dropout=dropout
     )
 
