@@ -31,6 +31,7 @@ setup(
         "tensorboard",
         "safetensors",
         "pyyaml",
+        "pydantic>=2",
         "numpy",
     ],
     extras_require={

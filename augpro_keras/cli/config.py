@@ -1,10 +1,14 @@
-"""Loading and validating run configurations before any work starts.
+"""Loading run configurations and reporting every problem before any work starts.
 
-A configuration is the embedded defaults (`schema.defaults()`, the demo),
-updated by a YAML file and then by `--set key=value` overrides. `validate`
-checks it all at once and raises one `ConfigError` that lists every
-problem: an unknown key names the closest valid key, a wrong type says what
-was expected and what was given, and missing files and folders are named.
+A configuration is the embedded defaults (the demo), updated by a YAML file
+and then by `--set key=value` overrides. The keys, their types, ranges and
+the checks between them are declared once, as the pydantic models of
+`augpro_keras.cli.schema`; `validate` runs `schema.Config` on it all at once
+and turns every error pydantic reports into one line of one `ConfigError`:
+the dotted key, what was given and what is allowed, the closest valid key
+for an unknown one, missing files and folders by name. The result is the
+plain nested dict of every key (`model_dump()`), which the rest of the tool
+reads (`config["distill"]["epochs"]`).
 
 Example:
 ```python
@@ -15,15 +19,11 @@ config["distill"]["epochs"]  # 1
 ```
 """
 
-import copy
-import difflib
-import inspect
-import math
-import numbers
 import os
 import re
 
 import yaml
+from pydantic import ValidationError
 
 from augpro_keras.cli import schema
 
@@ -124,9 +124,12 @@ def apply_override(config, parts, value):
 def load_config(path=None, overrides=(), validate_files=True):
     """The validated configuration: defaults, then the YAML file, then overrides.
 
+    The one way the command line tool reads a configuration.
+
     Args:
         path: a YAML file, or `None` for the embedded demo config.
-        overrides: iterable of `"key.sub=value"` strings (values read as YAML).
+        overrides: iterable of `"key.sub=value"` strings (values read as
+            YAML), or of `("key.sub", value)` pairs (values used as given).
         validate_files: check that files and folders named in the config exist.
 
     Returns:
@@ -136,141 +139,18 @@ def load_config(path=None, overrides=(), validate_files=True):
         ConfigError: listing every problem.
     """
     raw = {} if path is None else read_yaml(path)
-    for text in overrides:
-        apply_override(raw, *parse_override(text))
+    for override in overrides:
+        if isinstance(override, str):
+            apply_override(raw, *parse_override(override))
+        else:
+            key, value = override
+            apply_override(raw, key.split("."), value)
     return validate(raw, source=None if path is None else os.fspath(path),
                     check_files=validate_files)
 
 
-# --- validation ---------------------------------------------------------------
-def _suggest(key, candidates):
-    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _unknown_key_message(dotted, section):
-    """Message for an unknown key, naming the closest valid key."""
-    leaf = dotted.split(".")[-1]
-    if section is None:
-        candidates = list(schema.SCHEMA)
-        # A leaf that lives in a section ("epochs") points to that section.
-        in_sections = [k for k in schema.all_keys() if k.split(".")[-1] == leaf and "." in k]
-        if in_sections:
-            return (f"{dotted}: unknown top-level key; did you mean "
-                    f"{' or '.join(repr(k) for k in in_sections)}?")
-        hint = _suggest(leaf, candidates)
-    else:
-        hint = _suggest(leaf, list(schema.SCHEMA[section]))
-        if hint:
-            hint = hint.replace("'", f"'{section}.", 1)
-        else:  # The key may live in another section ("finetune.temperature").
-            elsewhere = [k for k in schema.all_keys() if k.split(".")[-1] == leaf and "." in k]
-            if elsewhere:
-                hint = f"; did you mean {' or '.join(repr(k) for k in elsewhere)}?"
-    valid = ", ".join(schema.SCHEMA[section]) if section else ", ".join(schema.SCHEMA)
-    return f"{dotted}: unknown key{hint or '.'} Valid keys{' of ' + section if section else ''}: {valid}"
-
-
-def _type_name(value):
-    if value is None:
-        return "null"
-    return type(value).__name__
-
-
-def _given(value):
-    return f"{_type_name(value)} {value!r}"
-
-
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _range_text(field):
-    parts = []
-    if field.minimum is not None:
-        parts.append(f"{'>' if field.exclusive_minimum else '>='} {field.minimum:g}")
-    if field.maximum is not None:
-        parts.append(f"<= {field.maximum:g}")
-    return " and ".join(parts)
-
-
-def _check_range(key, value, field, expected, problems):
-    low, high = field.minimum, field.maximum
-    too_low = low is not None and (value <= low if field.exclusive_minimum else value < low)
-    if too_low or (high is not None and value > high):
-        problems.append(f"{key}: expected {expected} {_range_text(field)}, got {value!r}")
-
-
-def _check_field(key, value, field, problems):
-    """Checks one value against its field; returns the (normalised) value."""
-    if value is None:
-        if not field.nullable:
-            problems.append(f"{key}: expected {_expected(field)}, got null (this key cannot be null)")
-        return value
-    kind = field.kind
-    if kind == "int":
-        if not _is_int(value):
-            problems.append(f"{key}: expected an integer, got {_given(value)}")
-        else:
-            _check_range(key, value, field, "an integer", problems)
-    elif kind == "float":
-        if not _is_number(value):
-            problems.append(f"{key}: expected a number, got {_given(value)}")
-        else:
-            value = float(value)
-            if not math.isfinite(value):
-                problems.append(f"{key}: expected a finite number, got {value!r}")
-            else:
-                _check_range(key, value, field, "a number", problems)
-    elif kind == "bool":
-        if not isinstance(value, bool):
-            problems.append(f"{key}: expected true or false, got {_given(value)}")
-    elif kind in ("str", "path"):
-        if not isinstance(value, str):
-            problems.append(f"{key}: expected a string, got {_given(value)}")
-        elif not value.strip():
-            problems.append(f"{key}: expected a non-empty string, got {value!r}")
-    elif kind == "choice":
-        if value not in field.choices:
-            hint = _suggest(str(value), [str(c) for c in field.choices])
-            problems.append(
-                f"{key}: expected one of {', '.join(map(str, field.choices))}, got "
-                f"{_given(value)}{hint}"
-            )
-    elif kind == "str_list":
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            problems.append(f"{key}: expected a non-empty list of strings, got {_given(value)}")
-    elif kind == "update_freq":
-        if not (value in ("epoch", "batch") or (_is_int(value) and value >= 1)):
-            problems.append(f"{key}: expected 'epoch', 'batch' or an integer >= 1, got {_given(value)}")
-    elif kind == "jit_compile":
-        if not (value == "auto" or isinstance(value, bool)):
-            problems.append(f"{key}: expected 'auto', true or false, got {_given(value)}")
-    elif kind == "runs":
-        value = _check_runs(key, value, problems)
-    elif kind == "augmentations":
-        value = _check_augmentations(key, value, problems, tokens_only=True)
-    return value
-
-
-def _expected(field):
-    return {
-        "int": "an integer", "float": "a number", "bool": "true or false",
-        "str": "a string", "path": "a path", "str_list": "a list of strings",
-        "choice": "one of " + ", ".join(map(str, field.choices)),
-        "runs": "a list of runs", "augmentations": "a list of augmentations",
-        "update_freq": "'epoch', 'batch' or an integer", "jit_compile": "'auto', true or false",
-    }.get(field.kind, field.kind)
-
-
 def validate(raw, source=None, check_files=True):
-    """Validates a (partial) config dict and returns the complete config.
+    """Validates a (partial) config dict with `schema.Config`; returns the complete config.
 
     Args:
         raw: nested dict; missing keys take their defaults.
@@ -281,252 +161,132 @@ def validate(raw, source=None, check_files=True):
         ConfigError: listing every problem found.
     """
     if not isinstance(raw, dict):
-        raise ConfigError([f"a config must be a mapping, got {_type_name(raw)}"], source)
-    problems = []
-    config = schema.defaults()
-    for key, value in raw.items():
-        key = str(key)
-        if key not in schema.SCHEMA:
-            problems.append(_unknown_key_message(key, None))
-            continue
-        spec = schema.SCHEMA[key]
-        if isinstance(spec, dict):
-            if value is None:
-                continue
-            if not isinstance(value, dict):
-                problems.append(f"{key}: expected a section (a mapping of keys), got {_given(value)}")
-                continue
-            for name, item in value.items():
-                dotted = f"{key}.{name}"
-                if name not in spec:
-                    problems.append(_unknown_key_message(dotted, key))
-                    continue
-                config[key][name] = _check_field(dotted, item, spec[name], problems)
-        else:
-            config[key] = _check_field(key, value, spec, problems)
-    if not problems:
-        _check_consistency(config, problems, check_files)
-    if problems:
-        raise ConfigError(problems, source)
+        raise ConfigError([f"a config must be a mapping, got {schema.given(raw)}"], source)
+    try:
+        model = schema.Config.model_validate(raw, context={"check_files": check_files})
+    except ValidationError as error:
+        raise ConfigError([describe_error(line) for line in error.errors()], source) from None
+    config = model.model_dump()
     if config["output_dir"] is None:
         config["output_dir"] = os.path.join("augpro_runs", config["name"])
     return config
 
 
-# --- runs and augmentations -----------------------------------------------------
-DISPLAY_NAMES = {
-    "mixup": "MixUp", "augpro_mix": "AugPro-Mix", "tmix": "TMix", "fgsm": "FGSM",
-    "augpro_fgsm": "AugPro-FGSM", "knn": "KNN", "random_tokens": "RandomTokens",
-}
+# --- pydantic's errors as messages -----------------------------------------------
+def dotted(loc):
+    """`("distill", "runs", 1, "name")` -> `"distill.runs[1].name"`."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
 
 
-def augmentation_type(entry):
-    """The registered name of an augmentation entry (a name or a dict with `type`)."""
-    return entry if isinstance(entry, str) else entry.get("type")
+def _model_in(annotation):
+    """The pydantic model inside a field's type (`Run` of `list[Run]`), or `None`."""
+    if isinstance(annotation, type) and issubclass(annotation, schema.BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
-def run_name(augmentation_entries):
-    """The default row name of a run: `KD`, `KD+AugPro-Mix`, ..."""
-    names = [DISPLAY_NAMES.get(augmentation_type(e), str(augmentation_type(e)))
-             for e in augmentation_entries]
-    return "+".join(["KD"] + names)
-
-
-def _check_runs(key, value, problems):
-    if not isinstance(value, list) or not value:
-        problems.append(
-            f"{key}: expected a non-empty list of runs such as "
-            f"[{{name: KD, augmentations: []}}], got {_given(value)}"
-        )
-        return value
-    runs, names = [], set()
-    for index, run in enumerate(value):
-        where = f"{key}[{index}]"
-        if isinstance(run, list):  # A bare list of augmentations.
-            run = {"augmentations": run}
-        if not isinstance(run, dict):
-            problems.append(f"{where}: expected a mapping {{name, augmentations}}, got {_given(run)}")
+def _model_at(loc):
+    """The model that holds the key at `loc` (its last part), or `None`."""
+    model = schema.Config
+    for part in loc[:-1]:
+        if isinstance(part, int):
             continue
-        for name in run:
-            if name not in ("name", "augmentations"):
-                problems.append(f"{where}.{name}: unknown key"
-                                f"{_suggest(str(name), ['name', 'augmentations']) or '.'}"
-                                " Valid keys: name, augmentations")
-        entries = _check_augmentations(f"{where}.augmentations", run.get("augmentations", []),
-                                       problems, tokens_only=False)
-        name = run.get("name")
-        if name is None and isinstance(entries, list):
-            name = run_name(entries)
-        if not isinstance(name, str) or not name.strip():
-            problems.append(f"{where}.name: expected a non-empty string, got {_given(name)}")
-        elif name in names:
-            problems.append(f"{where}.name: {name!r} is used by two runs; names must be unique")
-        names.add(name)
-        runs.append({"name": name, "augmentations": entries})
-    return runs
+        field = model.model_fields.get(part) if model is not None else None
+        model = None if field is None else _model_in(field.annotation)
+    return model
 
 
-def _check_augmentations(key, value, problems, tokens_only):
-    if not isinstance(value, list):
-        problems.append(f"{key}: expected a list of augmentations, got {_given(value)}")
-        return value
-    for index, entry in enumerate(value):
-        _check_augmentation(f"{key}[{index}]", entry, problems, tokens_only)
-    return value
+def _field_at(loc):
+    model = _model_at(loc)
+    name = loc[-1] if loc else None
+    return None if model is None or not isinstance(name, str) else model.model_fields.get(name)
 
 
-def _check_augmentation(where, entry, problems, tokens_only):
-    from augpro_keras import augmentations  # Deferred: imports TensorFlow.
+def _range_text(field):
+    return " and ".join(f"{symbol} {value:g}" for symbol, value in schema.bounds(field))
 
-    if isinstance(entry, str):
-        kind, kwargs = entry, {}
-    elif isinstance(entry, dict):
-        if "type" not in entry:
-            problems.append(f"{where}: an augmentation dict needs a `type` (e.g. augpro_fgsm), "
-                            f"got keys {sorted(entry)}")
-            return
-        kind = entry["type"]
-        kwargs = {k: v for k, v in entry.items() if k != "type"}
+
+_EXPECTED = {
+    "int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
+    "string_type": "a string", "finite_number": "a finite number", "list_type": "a list",
+    "model_type": "a section (a mapping of keys)", "dict_type": "a mapping",
+}
+_RANGE = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+
+
+def describe_error(line):
+    """One pydantic error (an item of `ValidationError.errors()`) as a problem line."""
+    loc, kind, value = tuple(line["loc"]), line["type"], line.get("input")
+    key = dotted(loc)
+    if kind == schema.PROBLEM:
+        return f"{key}: {line['ctx']['message']}"
+    if kind == "extra_forbidden":
+        return _unknown_key_message(loc)
+    field = _field_at(loc)
+    if kind in _RANGE and field is not None:
+        number = "a number" if schema.is_float(field) else "an integer"
+        shown = float(value) if schema.is_float(field) else value
+        return f"{key}: expected {number} {_range_text(field)}, got {shown!r}"
+    if kind == "finite_number":
+        return f"{key}: expected a finite number, got {value!r}"
+    if kind == "literal_error" and field is not None:
+        allowed = schema.choices(field)
+        expected = "one of " + ", ".join(map(str, allowed))
+        hint = "" if value is None else schema.suggestion(value, allowed)
+    elif kind in _EXPECTED:
+        expected, hint = _EXPECTED[kind], ""
     else:
-        problems.append(f"{where}: expected an augmentation name or a dict with `type`, got "
-                        f"{_given(entry)}")
-        return
-    if not isinstance(kind, str) or kind not in augmentations.available():
-        hint = _suggest(str(kind), list(augmentations.available()))
-        problems.append(f"{where}: unknown augmentation {kind!r}{hint or '.'} Allowed: "
-                        f"{', '.join(augmentations.available())}")
-        return
-    cls = type(augmentations.get(kind))
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    for name in kwargs:
-        if name not in allowed:
-            problems.append(f"{where}.{name}: unknown argument of {kind}"
-                            f"{_suggest(name, allowed) or '.'} Allowed: {', '.join(allowed)}")
-            return
-    try:
-        instance = cls(**kwargs)
-    except (TypeError, ValueError) as error:
-        problems.append(f"{where}: {error}")
-        return
-    if tokens_only and not instance.produces_tokens:
-        problems.append(f"{where}: {kind} makes no new sentences to show; use one of "
-                        "augpro_mix, augpro_fgsm, knn, random_tokens")
+        return f"{key}: {line['msg']}, got {schema.given(value)}"
+    if value is None:
+        return f"{key}: expected {expected}, got null (this key cannot be null)"
+    return f"{key}: expected {expected}, got {schema.given(value)}{hint}"
+
+
+def _unknown_key_message(loc):
+    """Message for an unknown key, naming the closest valid key."""
+    key, leaf = dotted(loc), str(loc[-1])
+    model = _model_at(loc)
+    valid = list(model.model_fields) if model is not None else []
+    elsewhere = [k for k in schema.all_keys() if "." in k and k.split(".")[-1] == leaf]
+    if len(loc) == 1:
+        if elsewhere:
+            return (f"{key}: unknown top-level key; did you mean "
+                    f"{' or '.join(repr(k) for k in elsewhere)}?")
+        return f"{key}: unknown key{schema.suggestion(leaf, valid) or '.'} Valid keys: {', '.join(valid)}"
+    if len(loc) == 2:
+        section = loc[0]
+        hint = schema.suggestion(leaf, valid).replace("'", f"'{section}.", 1)
+        if not hint and elsewhere:  # The key lives in another section ("finetune.temperature").
+            hint = f"; did you mean {' or '.join(repr(k) for k in elsewhere)}?"
+        return f"{key}: unknown key{hint or '.'} Valid keys of {section}: {', '.join(valid)}"
+    return f"{key}: unknown key{schema.suggestion(leaf, valid) or '.'} Valid keys: {', '.join(valid)}"
+
+
+# --- runs and augmentations -----------------------------------------------------
+DISPLAY_NAMES = schema.DISPLAY_NAMES
+augmentation_type = schema.augmentation_type
+run_name = schema.run_name
 
 
 def build_augmentations(entries):
-    """Augmentation instances from validated entries (names or dicts)."""
-    from augpro_keras import augmentations
+    """Augmentation objects from validated entries (names or `{type, <arguments>}` dicts).
 
-    built = []
-    for entry in entries:
-        if isinstance(entry, str):
-            built.append(augmentations.get(entry))
-        else:
-            kwargs = {k: v for k, v in entry.items() if k != "type"}
-            built.append(type(augmentations.get(entry["type"]))(**kwargs))
-    return built
+    The same function (`schema.build_augmentation`) that validation checks
+    the entries with; a Distiller gets fresh objects for each run.
+    """
+    return [schema.build_augmentation(entry) for entry in entries]
 
 
-# --- consistency between keys ----------------------------------------------------
-def _check_consistency(config, problems, check_files):
-    data, tokenizer = config["data"], config["tokenizer"]
-    teacher, student = config["teacher"], config["student"]
-    regression = False
-    if data["source"] == "glue":
-        if data["task"] is None:
-            problems.append("data.task: required with data.source: glue (e.g. sst2)")
-        else:
-            from augpro_keras.data.glue import get_glue_task
-
-            try:
-                task = get_glue_task(data["task"])
-            except ValueError as error:
-                problems.append(f"data.task: {error}")
-            else:
-                regression = task.is_regression
-                if check_files and data["glue_dir"] is not None:
-                    _check_glue_dir(task, data["glue_dir"], problems)
-    elif data["source"] == "files":
-        for key in ("train_file", "validation_file"):
-            if data[key] is None:
-                problems.append(f"data.{key}: required with data.source: files")
-        if len(data["text_columns"]) > 2:
-            problems.append(f"data.text_columns: expected one or two columns, got "
-                            f"{data['text_columns']}")
-    elif data["task"] is not None or data["glue_dir"] is not None:
-        problems.append(
-            "data.task / data.glue_dir: only used with data.source: glue; set "
-            "data.source: glue (the --task option does this)"
-        )
-    if check_files:
-        for dotted in ("data.train_file", "data.validation_file", "tokenizer.vocabulary_file",
-                       "teacher.checkpoint"):
-            section, key = dotted.split(".")
-            path = config[section][key]
-            if dotted == "teacher.checkpoint" and path is not None and os.path.isdir(path):
-                if not os.path.isfile(os.path.join(path, "task.json")):
-                    problems.append(f"{dotted}: {path} is a folder but no keras-hub preset of "
-                                    "a task (it has no task.json)")
-            elif path is not None and not os.path.isfile(path):
-                problems.append(f"{dotted}: file not found: {path}")
-        if teacher["checkpoint"] is not None and os.path.isfile(teacher["checkpoint"]):
-            beside = os.path.join(os.path.dirname(teacher["checkpoint"]) or ".", "tokenizer.json")
-            if not os.path.isfile(beside):
-                problems.append(f"teacher.checkpoint: the teacher's tokenizer file is missing: "
-                                f"{beside}")
-    if tokenizer["type"] == "preset" and teacher["type"] != "keras_hub":
-        problems.append("tokenizer.type: `preset` reads the teacher's preset; it needs "
-                        "teacher.type: keras_hub")
-    if teacher["type"] == "keras_hub":
-        if teacher["preset"] is None and teacher["checkpoint"] is None:
-            problems.append("teacher.preset: required with teacher.type: keras_hub "
-                            "(e.g. minilm_l6)")
-        elif teacher["preset"] is not None and check_files:
-            _check_preset(teacher["preset"], problems)
-        if tokenizer["type"] != "preset":
-            problems.append("tokenizer.type: a keras_hub teacher has its own preprocessor and "
-                            "vocabulary; use tokenizer.type: preset")
-    if student["type"] == "keras_hub" and student["preset"] is None:
-        problems.append("student.preset: required with student.type: keras_hub")
-    for role, section in (("teacher", teacher), ("student", student)):
-        if section["type"] in ("tiny", "config") and section.get("hidden_dim"):
-            if section["hidden_dim"] % section["num_heads"]:
-                problems.append(
-                    f"{role}.num_heads: must divide {role}.hidden_dim ({section['hidden_dim']}), "
-                    f"got {section['num_heads']}"
-                )
-    if regression and config["distill"]["distillation_loss"] != "mse":
-        problems.append(f"distill.distillation_loss: {data['task']} is a regression task; "
-                        "set it to mse")
-    if data["labeled_fraction"] is not None and data["labeled_fraction"] >= 1.0:
-        problems.append("data.labeled_fraction: expected a number below 1 (the rest is the "
-                        "unlabeled distillation data), got 1.0")
-
-
-def _check_glue_dir(task, glue_dir, problems):
-    if not os.path.isdir(glue_dir):
-        problems.append(f"data.glue_dir: folder not found: {glue_dir}")
-        return
-    missing = [
-        os.path.join(glue_dir, task.display_name, task.tsv_file(split))
-        for split in ("train", task.splits[1])
-        if not os.path.isfile(os.path.join(glue_dir, task.display_name, task.tsv_file(split)))
-    ]
-    if missing:
-        problems.append(f"data.glue_dir: missing GLUE files: {', '.join(missing)}")
-
-
-def _check_preset(preset, problems):
-    if preset == "minilm_l6":
-        from augpro_keras.models import minilm_l6_path
-
-        try:
-            minilm_l6_path()
-        except (ImportError, FileNotFoundError) as error:
-            problems.append(f"teacher.preset: {error}")
-    elif os.sep in preset or preset.startswith(".") or os.path.exists(preset):
-        if not os.path.isdir(preset):
-            problems.append(f"teacher.preset: preset folder not found: {preset}")
+def distiller_arguments(config):
+    """The `distill` keys that are `augpro_keras.Distiller` arguments, by name."""
+    return {name: config["distill"][name] for name in schema.Distill.distiller_arguments()}
 
 
 def resolve_preset(preset):
@@ -539,5 +299,5 @@ def resolve_preset(preset):
 
 
 def to_yaml(config):
-    """The config as YAML text (keys in schema order)."""
-    return yaml.safe_dump(copy.deepcopy(config), sort_keys=False, default_flow_style=None)
+    """The config as YAML text: every key in declaration order, its meaning as a comment."""
+    return schema.commented_yaml(config)

@@ -126,7 +126,7 @@ def build_parser():
                          help="TSV file to write (default <output_dir>/augmented.tsv)")
     add("config", "validate a config and print it in full",
         "Validate the configuration (defaults, --config, options, --set) and print every "
-        "key as YAML. Nothing is trained.")
+        "key as YAML, each under a comment with its meaning. Nothing is trained.")
     return parser
 
 
@@ -157,19 +157,18 @@ def _augmentation_list(text):
 
 
 def _load(args):
+    """The config of a command: `config.load_config` with the options as overrides."""
     from augpro_keras.cli import config as config_lib
 
-    raw = {} if args.config is None else config_lib.read_yaml(args.config)
-    for text in _overrides(args) + list(args.overrides):
-        config_lib.apply_override(raw, *config_lib.parse_override(text))
+    overrides = _overrides(args) + list(args.overrides)
     augmentations = getattr(args, "augmentations", None)
     if augmentations is not None:
         names = _augmentation_list(augmentations)
         if args.command == "distill":
-            raw.setdefault("distill", {})["runs"] = [{"augmentations": names}]
+            overrides.append(("distill.runs", [{"augmentations": names}]))
         else:
-            raw.setdefault("augment", {})["augmentations"] = names
-    return config_lib.validate(raw, source=args.config)
+            overrides.append(("augment.augmentations", names))
+    return config_lib.load_config(args.config, overrides=overrides)
 
 
 def main(argv=None):

@@ -1,9 +1,11 @@
 """Training one model: fine-tuning on labels, or distilling with augmentations.
 
-Each function trains with `model.fit` (Keras progress bars), picks the
-epoch with the best validation metric (`ValidationMetrics` restores its
-weights), writes TensorBoard logs, and returns the model and its results
-row `(name, metrics, details)`.
+Each function trains with `model.fit` (Keras progress bars) at the learning
+rate of its config section (`learning_rate`, `learning_rate_schedule`,
+`warmup_steps`: `schedules.learning_rate`), picks the epoch with the best
+validation metric (`ValidationMetrics` restores its weights), writes
+TensorBoard logs (the learning rate of every epoch included), and returns
+the model and its results row `(name, metrics, details)`.
 
 Example:
 ```python
@@ -21,14 +23,14 @@ import keras
 import numpy as np
 
 from augpro_keras import checkpointing
-from augpro_keras import settings as settings_lib
 from augpro_keras.callbacks import DistillationBackup
 from augpro_keras.callbacks import NonFiniteLossError
 from augpro_keras.callbacks import NonFiniteLossGuard
 from augpro_keras.callbacks import TokenChangeRateMonitor
 from augpro_keras.cli import callbacks as callbacks_lib
+from augpro_keras.cli import config as config_lib
 from augpro_keras.cli import inputs
-from augpro_keras.cli.config import build_augmentations
+from augpro_keras.cli import schedules
 from augpro_keras.cli.modeling import compile_classifier
 from augpro_keras.cli.modeling import jit_compile_setting
 
@@ -64,6 +66,29 @@ def progress_verbosity(verbose, stream=None):
     if verbose == 1 and not (hasattr(stream, "isatty") and stream.isatty()):
         return 2
     return verbose
+
+
+def epoch_steps(dataset, examples, config, section):
+    """Optimizer steps of one epoch: `<section>.steps_per_epoch`, else one pass over `dataset`.
+
+    The pass is the dataset's length when tf.data knows it, else the whole
+    batches of `examples` (training batches drop the remainder).
+    """
+    steps = config[section]["steps_per_epoch"]
+    if steps is not None:
+        return steps
+    known = int(dataset.cardinality())
+    if known >= 0:
+        return known
+    return examples.num_examples // config["data"]["batch_size"]
+
+
+def run_learning_rate(config, section, steps):
+    """The optimizer's learning rate (a float or a schedule) for `steps` steps per epoch."""
+    try:
+        return schedules.learning_rate(config[section], steps)
+    except ValueError as error:
+        raise config_lib.ConfigError([f"{section}.{error}"]) from None
 
 
 def _fit(session, model, dataset, section, callbacks, name):
@@ -126,15 +151,16 @@ def finetune(session, model, name, examples, section="finetune"):
         model: the classifier.
         name: its row name ("Teacher", "FT student").
         examples: labeled `TextExamples`.
-        section: the config section with `epochs`, `learning_rate` and
-            `steps_per_epoch`: "finetune" for the teacher, "distill" for
+        section: the config section with `epochs`, `steps_per_epoch` and the
+            learning rate keys: "finetune" for the teacher, "distill" for
             the FT student (every student trains on the same schedule).
     """
     config = session.config
     reseed_dropout([model], config["seed"])
-    with session.strategy.scope():
-        compile_classifier(model, config, session.data, config[section]["learning_rate"])
     dataset = inputs.train_dataset(examples, session.tokenizer, config)
+    steps = epoch_steps(dataset, examples, config, section)
+    with session.strategy.scope():
+        compile_classifier(model, config, session.data, run_learning_rate(config, section, steps))
     validation = _validation_callback(session, name)
     seconds = _fit(session, model, dataset, section, [validation] + _tensorboard(session, name),
                    name)
@@ -143,25 +169,40 @@ def finetune(session, model, name, examples, section="finetune"):
                                     "train_seconds": round(seconds, 1)}
 
 
-def make_distiller(session, teacher, student, augmentation_entries, teacher_dropout=None):
-    """A compiled `Distiller` with the config's settings (call inside the scope)."""
+def make_distiller(session, teacher, student, augmentation_entries, teacher_dropout=None,
+                   steps_per_epoch=None):
+    """A compiled `Distiller` with the config's settings (call inside the scope).
+
+    Args:
+        session: the command's `Session`.
+        teacher, student: the models.
+        augmentation_entries: the run's augmentations (config entries).
+        teacher_dropout: `None` (the config's), or a value to use instead.
+        steps_per_epoch: the optimizer steps of one training epoch, for the
+            `distill` learning rate schedule; `None` for a Distiller that
+            only augments (sample sentences) and never trains: its optimizer
+            gets the plain `distill.learning_rate`.
+    """
     from augpro_keras import Distiller
 
     config, spec = session.config, session.config["distill"]
     # The `distill` keys that are Distiller arguments pass by name.
-    settings = {name: spec[name] for name in settings_lib.ARGUMENTS if name in spec}
+    settings = config_lib.distiller_arguments(config)
     if teacher_dropout is not None:
         settings["teacher_dropout"] = teacher_dropout
     distiller = Distiller(
         teacher,
         student,
-        augmentations=build_augmentations(augmentation_entries),
+        augmentations=config_lib.build_augmentations(augmentation_entries),
         task="regression" if session.data.is_regression else "classification",
         seed=config["seed"],
         **settings,
     )
+    rate = spec["learning_rate"]
+    if steps_per_epoch is not None:
+        rate = run_learning_rate(config, "distill", steps_per_epoch)
     distiller.compile(
-        optimizer=keras.optimizers.Adam(spec["learning_rate"]),
+        optimizer=keras.optimizers.Adam(rate),
         metrics=[] if session.data.is_regression else ["accuracy"],
         jit_compile=jit_compile_setting(config),
         steps_per_execution=config["runtime"]["steps_per_execution"],
@@ -185,10 +226,12 @@ def distill(session, teacher, student, run):
     """Distils `teacher` into `student` with the run's augmentations."""
     config = session.config
     reseed_dropout([teacher, student], config["seed"])
-    with session.strategy.scope():
-        distiller = make_distiller(session, teacher, student, run["augmentations"])
     labeled = session.data.distill.labels is not None
     dataset = inputs.train_dataset(session.data.distill, session.tokenizer, config, labeled)
+    steps = epoch_steps(dataset, session.data.distill, config, "distill")
+    with session.strategy.scope():
+        distiller = make_distiller(session, teacher, student, run["augmentations"],
+                                   steps_per_epoch=steps)
     validation = _validation_callback(session, run["name"])
     callbacks = [validation]
     log_dir = session.log_dir(run["name"])

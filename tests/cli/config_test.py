@@ -188,3 +188,115 @@ def test_numbers_without_a_dot_are_numbers(tmp_path):
     assert config["distill"]["temperature"] == 2.0
     assert config_lib.parse_override("name=1e3x") == (["name"], "1e3x")
     assert config_lib.parse_override("seed=7") == (["seed"], 7)
+
+
+def test_demo_yaml_and_the_config_command_come_from_the_declaration():
+    # configs/demo.yaml is generated (`python -m augpro_keras.cli.schema`): every key in
+    # declaration order under its description.
+    text = (CONFIGS / "demo.yaml").read_text()
+    assert text == schema.commented_yaml(schema.defaults(), schema.DEMO_HEADER)
+    printed = config_lib.to_yaml(config_lib.load_config(None))
+    for key, field in schema.describe():
+        name = key.split(".")[-1]
+        assert f"{name}:" in printed, key
+        assert f"{name}:" in text, key
+    assert "# " + schema.Distill.model_fields["warmup_steps"].description[:40] in printed
+    assert config_lib.load_yaml_text(printed)["distill"] == config_lib.load_config(None)["distill"]
+
+
+def test_every_section_is_a_closed_typed_model():
+    assert set(schema.SECTIONS) == {"data", "tokenizer", "teacher", "finetune", "student",
+                                    "distill", "runtime", "tensorboard", "augment"}
+    for model in [schema.Config, schema.Run, *schema.SECTIONS.values()]:
+        assert model.model_config["extra"] == "forbid", model
+        for name, field in model.model_fields.items():
+            if model is schema.Config and name in schema.SECTIONS:
+                continue
+            assert field.description, f"{model.__name__}.{name} has no description"
+    assert schema.choices(schema.Runtime.model_fields["mixed_precision"]) == (
+        "mixed_bfloat16", "mixed_float16")
+    assert schema.bounds(schema.Data.model_fields["labeled_fraction"]) == [(">", 0.0), ("<=", 1.0)]
+
+
+def test_distill_keys_are_distiller_arguments_by_name():
+    import inspect
+
+    from augpro_keras import Distiller
+    from augpro_keras import settings
+
+    parameters = inspect.signature(Distiller.__init__).parameters
+    exposed = schema.Distill.distiller_arguments()
+    assert "temperature" in exposed and "projection_search_dtype" in exposed
+    for name in exposed:
+        assert name in parameters, f"distill.{name} is no argument of Distiller"
+        assert name in settings.ARGUMENTS, name
+        assert schema.Distill.model_fields[name].default == parameters[name].default, name
+    assert set(exposed) | set(schema.Distill.TRAINING_KEYS) == set(schema.Distill.model_fields)
+    config = config_lib.load_config(None, overrides=["distill.temperature=2.0"])
+    arguments = config_lib.distiller_arguments(config)
+    assert arguments["temperature"] == 2.0 and set(arguments) == set(exposed)
+
+
+def test_learning_rate_schedule_keys():
+    config = config_lib.load_config(None)
+    for section in ("finetune", "distill"):
+        assert config[section]["learning_rate_schedule"] == "constant"
+        assert config[section]["warmup_steps"] == 0
+    config = config_lib.load_config(None, overrides=[
+        "finetune.learning_rate_schedule=cosine", "finetune.warmup_steps=5",
+        "distill.learning_rate_schedule=linear"])
+    assert config["finetune"]["learning_rate_schedule"] == "cosine"
+    assert config["distill"]["learning_rate_schedule"] == "linear"
+    text = "\n".join(_problems({
+        "finetune": {"learning_rate_schedule": "cosin", "warmup_steps": -1},
+        "distill": {"warmup_steps": 10, "epochs": 2, "steps_per_epoch": 5},
+    }))
+    assert ("finetune.learning_rate_schedule: expected one of constant, linear, cosine, got str "
+            "'cosin'; did you mean 'cosine'?") in text
+    assert "finetune.warmup_steps: expected an integer >= 0, got -1" in text
+    assert ("distill.warmup_steps: expected fewer steps than the run's 10 (epochs x steps per "
+            "epoch), got 10") in text
+    docs = (ROOT / "docs" / "cli.md").read_text()
+    for key in ("finetune.learning_rate_schedule", "finetune.warmup_steps",
+                "distill.learning_rate_schedule", "distill.warmup_steps"):
+        assert f"| `{key}` |" in docs
+
+
+def test_every_problem_is_reported_at_once():
+    problems = _problems({
+        "data": 3, "seed": -1, "name": "",
+        "teacher": {"type": "keras_hub", "dropout": 1.5},
+        "tokenizer": {"type": "wordpiece"},
+        "runtime": {"mixed_precision": "fp16", "verbose": 3, "backup_every_steps": None},
+        "distill": {"runs": [[], {"augmentations": []}, 5], "learning_rate": float("inf"),
+                    "temperature": None},
+        "tensorboard": {"update_freq": 0},
+    })
+    assert problems == [
+        "name: expected a non-empty string, got ''",
+        "seed: expected an integer >= 0, got -1",
+        "data: expected a section (a mapping of keys), got int 3",
+        "teacher.dropout: expected a number >= 0 and <= 0.99, got 1.5",
+        "distill.learning_rate: expected a finite number, got inf",
+        "distill.temperature: expected a number, got null (this key cannot be null)",
+        "distill.runs[2]: expected a mapping {name, augmentations}, got int 5",
+        "distill.runs[1].name: 'KD' is used by two runs; names must be unique",
+        "runtime.mixed_precision: expected one of mixed_bfloat16, mixed_float16, got str 'fp16'",
+        "runtime.verbose: expected an integer >= 0 and <= 2, got 3",
+        "tensorboard.update_freq: expected 'epoch', 'batch' or an integer >= 1, got int 0",
+        "tokenizer.type: a keras_hub teacher has its own preprocessor and vocabulary; use "
+        "tokenizer.type: preset",
+    ]
+    # A problem between sections is found even when another section is wrong.
+    assert "teacher.preset: required with teacher.type: keras_hub" not in "\n".join(problems)
+
+
+def test_empty_sections_keep_their_defaults_and_errors_name_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("distill:\nfinetune:\n  epochs: 0\n")
+    with pytest.raises(config_lib.ConfigError) as error:
+        config_lib.load_config(path)
+    assert str(error.value) == (f"Invalid configuration in {path}:\n"
+                                "  - finetune.epochs: expected an integer >= 1, got 0")
+    path.write_text("distill:\n")
+    assert config_lib.load_config(path)["distill"] == config_lib.load_config(None)["distill"]
