@@ -202,6 +202,8 @@ class Section(BaseModel):
 
 
 class Data(Section):
+    """`data`: where the examples come from and how they are batched."""
+
     source: Literal["demo", "glue", "files"] = Field(
         "demo", description="Where the examples come from: `demo` (the corpus shipped with the "
         "package), `glue` (a GLUE task: TFDS download, or `glue_dir`) or `files` (your own "
@@ -301,6 +303,8 @@ def _glue_dir_problems(task, glue_dir):
 
 
 class Tokenizer(Section):
+    """`tokenizer`: the WordPiece vocabulary, or the teacher preset's preprocessor."""
+
     type: Literal["wordpiece", "preset"] = Field(
         "wordpiece", description="`wordpiece`: a BERT WordPiece vocabulary, computed from the "
         "training texts (or read from `vocabulary_file`), for a `tiny` teacher; `preset`: the "
@@ -328,6 +332,8 @@ def _heads_divide_width(section):
 
 
 class Teacher(Section):
+    """`teacher`: a tiny keras-hub BERT or a keras-hub preset, or a fine-tuned checkpoint."""
+
     role: typing.ClassVar[str] = "teacher"
 
     type: Literal["tiny", "keras_hub"] = Field(
@@ -426,6 +432,8 @@ def warmup_problem(section, total_steps):
 
 
 class Finetune(_Schedule):
+    """`finetune`: the teacher's schedule."""
+
     epochs: int = Field(10, ge=1, description="Epochs of teacher fine-tuning.")
     learning_rate: float = Field(
         1e-3, gt=0.0, description="Adam learning rate of teacher fine-tuning (paper: 1e-3); "
@@ -438,6 +446,8 @@ class Finetune(_Schedule):
 
 
 class Student(Section):
+    """`student`: how every student is built."""
+
     role: typing.ClassVar[str] = "student"
 
     type: Literal["config", "from_teacher", "keras_hub"] = Field(
@@ -614,6 +624,8 @@ def _with_problems(error, extra):
 
 
 class Runtime(Section):
+    """`runtime`: strategy, compilation, precision, progress output and backups."""
+
     strategy: Literal["auto", "tpu", "mirrored", "multiworker", "cpu"] = Field(
         "auto", description="`auto` (TPU, else MirroredStrategy over >1 GPU, else one GPU, else "
         "CPU), `tpu`, `mirrored`, `multiworker` (needs TF_CONFIG) or `cpu`.")
@@ -640,6 +652,8 @@ class Runtime(Section):
 
 
 class TensorBoard(Section):
+    """`tensorboard`: scalar and text summaries."""
+
     enabled: bool = Field(True, description="Write TensorBoard logs under `<output_dir>/logs` "
                                             "(the learning rate of every epoch included).")
     update_freq: UpdateFreq = Field(
@@ -653,6 +667,8 @@ class TensorBoard(Section):
 
 
 class Augment(Section):
+    """`augment`: the `augment` command and the sample sentences after `run`."""
+
     augmentations: list[TokenAugmentationEntry] = Field(
         ["augpro_mix", {"type": "augpro_fgsm", "relative_epsilon": 1.0}],
         description="Augmentations of the `augment` command and of the sample sentences "
@@ -761,6 +777,13 @@ def _between_sections(get):
 SECTIONS = {
     name: field.annotation for name, field in Config.model_fields.items()
     if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+}
+
+
+#: The declaration as a plain mapping: `{section: {key: FieldInfo}}`, `{top-level key: FieldInfo}`.
+SCHEMA = {
+    key: (dict(SECTIONS[key].model_fields) if key in SECTIONS else field)
+    for key, field in Config.model_fields.items()
 }
 
 
