@@ -80,9 +80,23 @@ def build_pair(name, seed):
         student = models.student_from_teacher(teacher, num_layers=2)
         return teacher, student
     if name == "enct5":
-        common = dict(vocabulary_size=32128, num_classes=2, key_value_dim=64, special_token_ids=(0, 1, 2))
-        teacher = models.EncT5Classifier(hidden_dim=1024, num_layers=24, num_heads=16, intermediate_dim=2816, **common)
-        student = models.EncT5Classifier(hidden_dim=512, num_layers=8, num_heads=6, intermediate_dim=1024, **common)
+        from augpro_keras.data import train_sentencepiece
+
+        # T5 1.1 sizes with random weights. The tokenizer, trained on the spot
+        # in T5's layout, only names the special ids (<pad>, </s>, <unk> and
+        # the embedding rows beyond it); the steps search all 32128 rows.
+        words = [f"w{i}" for i in range(40)]
+        pieces = train_sentencepiece([" ".join(words[i:] + words[:i]) for i in range(40)],
+                                     vocabulary_size=48, model_type="word", special_tokens=())
+        preprocessor = models.EncT5TextClassifierPreprocessor(
+            models.EncT5Tokenizer(proto=pieces.proto), sequence_length=128)
+        common = dict(vocabulary_size=32128, key_value_dim=64, activation="gelu")
+        teacher = models.EncT5TextClassifier(
+            models.EncT5Backbone(hidden_dim=1024, num_layers=24, num_heads=16, intermediate_dim=2816,
+                                 **common), num_classes=2, preprocessor=preprocessor)
+        student = models.EncT5TextClassifier(
+            models.EncT5Backbone(hidden_dim=512, num_layers=8, num_heads=6, intermediate_dim=1024,
+                                 **common), num_classes=2, preprocessor=preprocessor)
         return teacher, student
     common = dict(vocabulary_size=500, num_classes=2, special_token_ids=(0, 1, 2, 3))
     teacher = models.TinyTransformerClassifier(hidden_dim=32, num_layers=2, intermediate_dim=64, **common)

@@ -1,8 +1,9 @@
 """Real tokenizers and real model adapters through the Distiller.
 
-A SentencePiece vocabulary trained on the spot with EncT5 models, and a
-WordPiece vocabulary with BERT models: one distillation step each, and the
-AugPro sentences turned back into readable text (paper appendix D).
+A SentencePiece vocabulary trained on the spot with EncT5 models (raw
+strings through their keras-hub-style preprocessor), and a WordPiece
+vocabulary with BERT models: one distillation step each, and the AugPro
+sentences turned back into readable text (paper appendix D).
 """
 
 import keras
@@ -13,7 +14,11 @@ import tensorflow as tf
 from augpro_keras import Distiller
 from augpro_keras.data import WordPieceTextTokenizer, train_sentencepiece
 from augpro_keras.data.preprocessing import make_dataset
-from augpro_keras.models import EncT5Classifier, student_from_config
+from augpro_keras.models import EncT5Backbone
+from augpro_keras.models import EncT5TextClassifier
+from augpro_keras.models import EncT5TextClassifierPreprocessor
+from augpro_keras.models import EncT5Tokenizer
+from augpro_keras.models import student_from_config
 
 SENTENCES = [
     "the soup was warm and the bread was fresh",
@@ -52,22 +57,21 @@ def check_readable(originals, augmented, tokenizer):
 
 
 def test_sentencepiece_with_enct5():
-    tokenizer = train_sentencepiece(SENTENCES, vocabulary_size=80)
-    dataset = make_dataset(
-        SENTENCES, None, LABELS, tokenizer, sequence_length=16, batch_size=8, drop_remainder=True
-    )
-    common = dict(
-        vocabulary_size=tokenizer.vocabulary_size, num_classes=2, num_heads=2,
-        special_token_ids=tokenizer.special_token_ids, pad_token_id=tokenizer.pad_token_id, dropout=0.0,
-    )
+    # T5-style pieces (<pad>, <unk>, <s>, </s>, no [CLS]) for T5's packing.
+    tokenizer = train_sentencepiece(SENTENCES, vocabulary_size=80, special_tokens=())
     keras.utils.set_random_seed(0)
-    teacher = EncT5Classifier(hidden_dim=16, num_layers=2, intermediate_dim=32, **common)
-    student = EncT5Classifier(hidden_dim=16, num_layers=1, intermediate_dim=16, **common)
+    preprocessor = EncT5TextClassifierPreprocessor(EncT5Tokenizer(proto=tokenizer.proto),
+                                                   sequence_length=16)
+    backbone = EncT5Backbone(vocabulary_size=tokenizer.vocabulary_size, num_layers=2,
+                             num_heads=2, hidden_dim=16, intermediate_dim=32, dropout=0.0)
+    teacher = EncT5TextClassifier(backbone, num_classes=2, preprocessor=preprocessor, dropout=0.0)
+    student = student_from_config(teacher, num_layers=1, intermediate_dim=16)
+    dataset = tf.data.Dataset.from_tensor_slices((SENTENCES, LABELS)).batch(8, drop_remainder=True)
     distiller = Distiller(teacher, student, augmentations=["augpro_mix", "augpro_fgsm"], seed=0)
     distiller.compile(optimizer="adam", metrics=["accuracy"], jit_compile=False)
     history = distiller.fit(dataset.take(1), verbose=0).history
     assert all(np.isfinite(v[0]) for v in history.values())
-    x, _ = first_batch(dataset)
+    x, _ = first_batch(distiller.preprocess(dataset))
     originals = tokenizer.detokenize(x["token_ids"].numpy(), skip_special_tokens=True)
     assert SENTENCES[0].startswith(originals[0]) and len(originals[0]) > 10
     check_readable(originals, augpro_sentences(distiller, x, tokenizer), tokenizer)

@@ -11,7 +11,6 @@ itself.
 """
 
 from augpro_keras.models.enct5_backbone import EncT5Backbone
-from augpro_keras.models.enct5_classifier import EncT5Classifier
 from augpro_keras.models.enct5_preprocessor import EncT5TextClassifierPreprocessor
 from augpro_keras.models.enct5_text_classifier import EncT5TextClassifier
 from augpro_keras.models.enct5_tokenizer import EncT5Tokenizer
@@ -28,7 +27,6 @@ from augpro_keras.models.tiny_transformer import TinyTransformerClassifier
 __all__ = [
     "DistillableClassifier",
     "EncT5Backbone",
-    "EncT5Classifier",
     "EncT5TextClassifier",
     "EncT5TextClassifierPreprocessor",
     "EncT5Tokenizer",

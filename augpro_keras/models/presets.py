@@ -105,71 +105,6 @@ def special_token_ids_from_tokenizer(tokenizer, vocabulary_size=None):
     return tuple(sorted(ids))
 
 
-def load_preset_tokenizer(tokenizer_cls, preset):
-    """Loads a preset's tokenizer, or says what to pass instead when there is none.
-
-    Args:
-        tokenizer_cls: the keras-hub tokenizer class of the model family, e.g.
-            `keras_hub.models.BertTokenizer`.
-        preset: a keras-hub preset name, a local keras-hub preset folder, or a
-            local HuggingFace checkpoint folder.
-
-    Raises:
-        ValueError: when the preset has no loadable tokenizer. The message
-            says to pass `special_token_ids` and `pad_token_id` instead.
-    """
-    try:
-        tokenizer = tokenizer_cls.from_preset(preset)
-    except Exception as error:  # keras-hub raises several types here.
-        raise ValueError(
-            f"Could not load a {tokenizer_cls.__name__} from preset {preset!r} to "
-            f"read its special token ids ({type(error).__name__}: {error}). Pass "
-            "`special_token_ids=...` and `pad_token_id=...` explicitly, or save "
-            "the tokenizer beside the backbone with `tokenizer.save_to_preset(...)`."
-        ) from error
-    if getattr(tokenizer, "pad_token_id", None) is None:
-        raise ValueError(
-            f"The tokenizer of preset {preset!r} has no padding token; pass "
-            "`special_token_ids=...` and `pad_token_id=...` explicitly."
-        )
-    return tokenizer
-
-
-def check_special_token_ids(special_token_ids, pad_token_id, vocabulary_size, owner):
-    """Validates special token ids and returns them as a list including the pad id.
-
-    Args:
-        special_token_ids: iterable of ints, or `None` (refused).
-        pad_token_id: the padding id; added to the list when missing.
-        vocabulary_size: the model's vocabulary size; every id must be below it.
-        owner: the class name used in error messages.
-    """
-    if special_token_ids is None:
-        raise ValueError(
-            f"{owner} needs the special token ids of its tokenizer (padding, "
-            "[CLS]/[SEP]/[UNK]/[MASK] or `</s>`/`<unk>`), which projections must "
-            "never produce. Pass `special_token_ids=...` (e.g. "
-            "`augpro_keras.models.special_token_ids_from_tokenizer(tokenizer)`), "
-            f"or build the model with `{owner}.from_preset(...)`, which reads them "
-            "from the preset's tokenizer."
-        )
-    if isinstance(special_token_ids, (int, str)):
-        raise ValueError(
-            f"`special_token_ids` must be a list of ints. Received: {special_token_ids!r}"
-        )
-    ids = [int(i) for i in special_token_ids]
-    pad_token_id = int(pad_token_id)
-    if pad_token_id not in ids:
-        ids.insert(0, pad_token_id)
-    bad = sorted(i for i in ids if not 0 <= i < vocabulary_size)
-    if bad:
-        raise ValueError(
-            f"Special token ids must be in [0, {vocabulary_size}) for a vocabulary "
-            f"of {vocabulary_size} tokens. Received out-of-range ids: {bad}"
-        )
-    return ids
-
-
 def check_positive_int(value, name):
     """Returns `int(value)`, or raises when it is not a positive integer."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
@@ -186,32 +121,3 @@ def check_rate(value, name):
     if rate is None or not 0.0 <= rate < 1.0:
         raise ValueError(f"`{name}` must be a float in [0, 1). Received: {value!r}")
     return rate
-
-
-def load_preset_backbone(
-    backbone_cls, tokenizer_cls, preset, special_token_ids, pad_token_id, load_weights, dtype
-):
-    """Loads a preset's backbone and the ids its projections must avoid.
-
-    Without `special_token_ids`, they (and, when not given, `pad_token_id`)
-    are read from the preset's tokenizer, which is loaded first so that a
-    preset without one fails before the slow backbone load.
-
-    Returns:
-        `(backbone, special_token_ids, pad_token_id)`; `pad_token_id`
-        defaults to 0.
-    """
-    tokenizer = None
-    if special_token_ids is None:
-        tokenizer = load_preset_tokenizer(tokenizer_cls, preset)
-    backbone_kwargs = {"load_weights": load_weights}
-    if dtype is not None:
-        backbone_kwargs["dtype"] = dtype
-    backbone = backbone_cls.from_preset(preset, **backbone_kwargs)
-    if tokenizer is not None:
-        special_token_ids = special_token_ids_from_tokenizer(tokenizer, backbone.vocabulary_size)
-        if pad_token_id is None:
-            pad_token_id = tokenizer.pad_token_id
-    if pad_token_id is None:
-        pad_token_id = 0
-    return backbone, special_token_ids, pad_token_id

@@ -91,19 +91,6 @@ def test_logits_equal_a_forward_pass_through_keras_hubs_t5():
             atol=1e-6, rtol=0)
 
 
-def test_logits_equal_the_previous_enct5_classifier_on_the_same_weights():
-    from augpro_keras.models.enct5_classifier import EncT5Classifier
-
-    t5 = t5_backbone()
-    task = EncT5TextClassifier(EncT5Backbone.like_t5(t5), num_classes=3, dropout=0.0)
-    task.backbone.load_t5_weights(t5)
-    old = EncT5Classifier(num_classes=3, special_token_ids=[0, 1, 2], **CONFIG)
-    old.load_t5_weights(t5)
-    old.head.set_weights(task.output_dense.get_weights())
-    inputs = make_inputs()
-    np.testing.assert_array_equal(np.asarray(task(inputs)), np.asarray(old(inputs)))
-
-
 def test_the_preprocessor_packs_t5_style():
     tokenizer = kt.tokenizer("enct5")
     preprocessor = EncT5TextClassifierPreprocessor(tokenizer, sequence_length=8)
