@@ -11,6 +11,7 @@ from augpro_keras import Distiller, losses
 from augpro_keras import augmentations as aug
 from augpro_keras.augmentations.partners import draw_mix
 from augpro_keras.augmentations.tokens import keep_special_tokens
+from augpro_keras.augmentations.tokens import move_closing_token
 from augpro_keras.layers import EmbeddingProjection, similarity
 from augpro_keras.layers.fgsm_perturb import fgsm_step
 from tests import harness
@@ -38,6 +39,115 @@ def test_keep_special_tokens_rule():
     np.testing.assert_array_equal(out, [[2, 21, 3, 23, 3]])
     out = keep_special_tokens(projected, mask, primary, mask, tiny.SPECIAL, 0).numpy()
     np.testing.assert_array_equal(out, [[2, 21, 3, 0, 0]])
+
+
+def test_move_closing_token_rule():
+    #                 CLS  a  SEP pad pad      CLS b  c  d  SEP      CLS e  f  SEP pad
+    primary = np.array([[2, 10, 3, 0, 0], [2, 11, 12, 13, 3], [2, 14, 15, 3, 0]])
+    partner = np.array([[2, 11, 12, 13, 3], [2, 10, 3, 0, 0], [2, 16, 3, 0, 0]])
+    projected = np.array([[20, 21, 22, 23, 24], [30, 31, 32, 33, 34], [40, 41, 42, 43, 44]])
+    mask, partner_mask = primary != 0, partner != 0
+    new_mask = mask | partner_mask
+    kept = keep_special_tokens(projected, new_mask, primary, mask, tiny.SPECIAL, 0, partner,
+                               partner_mask)
+    np.testing.assert_array_equal(kept.numpy(), [[2, 21, 3, 23, 3], [2, 31, 32, 33, 3],
+                                                 [2, 41, 42, 3, 0]])
+    out = move_closing_token(kept, projected, primary, mask, new_mask, tiny.SPECIAL, 0).numpy()
+    # Row 0: the shorter primary's [SEP] leaves position 2 for the end (4); position 2 gets its
+    # projected id. Rows 1 and 2: the primary is the longer one, nothing moves.
+    np.testing.assert_array_equal(out, [[2, 21, 22, 23, 3], [2, 31, 32, 33, 3], [2, 41, 42, 3, 0]])
+    # A mixed mask shorter than the primary (lam = 0 with a shorter partner): the [SEP] moves
+    # back to the mixed end and the positions past it are padding.
+    short_mask = partner_mask[1:2]
+    kept = keep_special_tokens(projected[1:2], short_mask, primary[1:2], mask[1:2], tiny.SPECIAL,
+                               0, partner[1:2], short_mask)
+    out = move_closing_token(kept, projected[1:2], primary[1:2], mask[1:2], short_mask,
+                             tiny.SPECIAL, 0).numpy()
+    np.testing.assert_array_equal(out, [[2, 31, 3, 0, 0]])
+    # A primary without a closing special token keeps the `keep` result.
+    plain = np.array([[2, 10, 11, 0, 0]])
+    kept = keep_special_tokens(projected[:1], new_mask[:1], plain, plain != 0, tiny.SPECIAL, 0,
+                               partner[:1], partner_mask[:1])
+    out = move_closing_token(kept, projected[:1], plain, plain != 0, new_mask[:1], tiny.SPECIAL, 0)
+    np.testing.assert_array_equal(out.numpy(), kept.numpy())
+
+
+def test_augpro_mix_end_placement_ends_every_sentence_with_its_closing_token():
+    _, x, keep = augment(["augpro_mix"])
+    _, _, end = augment([aug.AugProMix(special_token_placement="end")])
+    ids, mask = x["token_ids"], x["padding_mask"]
+    keep_ids = keep["augpro_mix"].token_ids.numpy()
+    end_ids, end_mask = end["augpro_mix"].token_ids.numpy(), end["augpro_mix"].padding_mask.numpy()
+    np.testing.assert_array_equal(end_mask, keep["augpro_mix"].padding_mask.numpy())
+    moved = 0
+    for row in range(ids.shape[0]):
+        old_end, new_end = mask[row].sum() - 1, end_mask[row].sum() - 1
+        assert end_ids[row, new_end] == tiny.SEP
+        if new_end > old_end:  # a shorter primary: its [SEP] left the middle
+            moved += 1
+            assert keep_ids[row, old_end] == tiny.SEP
+            assert end_ids[row, old_end] not in tiny.SPECIAL
+            others = [p for p in range(end_ids.shape[1]) if p not in (old_end, new_end)]
+            np.testing.assert_array_equal(end_ids[row, others], keep_ids[row, others])
+        else:
+            np.testing.assert_array_equal(end_ids[row], keep_ids[row])
+    assert moved > 0  # the batch has rows of varied length
+
+
+def test_augpro_mix_end_placement_trains_under_xla():
+    # Not in the harness list: the harness requires special tokens to stay where they were,
+    # which "end" changes on purpose.
+    import keras
+
+    teacher, student = tiny.pair()
+    distiller = Distiller(teacher, student, augmentations=[aug.AugProMix(special_token_placement="end")],
+                          seed=3)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=True)
+    history = distiller.fit(tiny.dataset(batch_size=4, length=8), epochs=1, verbose=0).history
+    assert distiller.xla_step
+    assert np.isfinite(history["augpro_mix_loss"][0]) and 0 < history["augpro_mix_token_change_rate"][0] <= 1
+    assert 0.5 <= history["augpro_mix_teacher_confidence"][0] <= 1
+
+
+def test_augpro_mix_special_token_placement_is_validated_and_serialized():
+    import keras
+
+    with pytest.raises(ValueError, match="must be one of keep, end. Received: special_token_placement='middle'"):
+        aug.AugProMix(special_token_placement="middle")
+    original = aug.AugProMix(special_token_placement="end")
+    restored = aug.get(keras.saving.serialize_keras_object(original))
+    assert restored.special_token_placement == "end"
+    assert aug.AugProMix().get_config()["special_token_placement"] == "keep"
+
+
+def test_teacher_diagnostics_on_known_logits():
+    settings = aug.DistillationSettings(projection=None, special_token_ids=tiny.SPECIAL, pad_token_id=0)
+    clean = tf.constant([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0], [0.0, 0.0]])
+    context = aug.StepContext(None, None, settings, None, None, None, None, clean, None, None, None, None)
+    augmented = tf.constant([[0.0, 0.0], [0.0, np.log(3.0)], [0.0, 1.0], [1.0, 0.0]])
+    diagnostics = context.teacher_diagnostics(augmented)
+    confidence, weight = diagnostics["teacher_confidence"]
+    np.testing.assert_allclose(confidence, np.mean([0.5, 0.75, np.e / (1 + np.e), np.e / (1 + np.e)]),
+                               rtol=1e-6)
+    assert float(weight) == 4.0
+    flips, weight = diagnostics["teacher_label_flip_rate"]
+    # argmax: clean 0, 1, 0, 0; augmented 0, 1, 1, 0 (ties take the first class).
+    assert float(flips) == 0.25 and float(weight) == 4.0
+    regression = context.__class__(**{**context.__dict__, "settings": dataclasses.replace(settings, task="regression")})
+    assert all(float(w) == 0.0 for _, w in regression.teacher_diagnostics(augmented).values())
+
+
+@pytest.mark.parametrize("augmentation", ["augpro_mix", "augpro_fgsm", "knn", "mixup", "tmix"])
+def test_augmentations_with_an_augmented_teacher_pass_log_its_confidence_and_label_flips(augmentation):
+    distiller, _, outputs = augment([augmentation])
+    output = outputs[aug.get(augmentation).name]
+    assert set(output.diagnostics) == set(aug.get(augmentation).diagnostic_names())
+    assert set(output.diagnostics) == {"teacher_confidence", "teacher_label_flip_rate"}
+    confidence, rows = output.diagnostics["teacher_confidence"]
+    assert 0.5 <= float(confidence) <= 1.0 and float(rows) == 8.0  # two classes
+    flips, _ = output.diagnostics["teacher_label_flip_rate"]
+    assert float(flips) * 8 == pytest.approx(round(float(flips) * 8))  # a share of 8 rows
+    assert aug.get("fgsm").diagnostic_names() == ()  # its teacher sees the clean batch
 
 
 def test_augpro_mix_gives_valid_sentences():

@@ -21,6 +21,12 @@ from augpro_keras import losses
 
 _REGISTRY = {}
 
+#: Diagnostics of an augmentation whose teacher labels an augmented batch:
+#: the mean max softmax probability of the teacher there, and the share of
+#: rows whose teacher label (argmax) differs from the teacher's label on the
+#: clean sentence (the primary one, for mixing).
+TEACHER_DIAGNOSTICS = ("teacher_confidence", "teacher_label_flip_rate")
+
 
 def register(cls):
     """Makes an augmentation class available by its `default_name`."""
@@ -112,8 +118,13 @@ class Augmentation:
         return names + [f"{self.name}_{d}" for d in self.diagnostic_names()]
 
     def diagnostic_names(self):
-        """The keys of `AugmentationOutput.diagnostics` this augmentation returns."""
-        return ()
+        """The keys of `AugmentationOutput.diagnostics` this augmentation returns.
+
+        Token-producing augmentations return `TEACHER_DIAGNOSTICS`, which
+        `StepContext.distill_on_tokens` fills; one that builds its own
+        output adds them with `StepContext.teacher_diagnostics`.
+        """
+        return TEACHER_DIAGNOSTICS if self.produces_tokens else ()
 
     def validate(self, teacher, student):
         """Checks the augmentation against the models; raises `ValueError`."""
@@ -274,8 +285,30 @@ class StepContext:
             )
         return loss
 
+    def teacher_diagnostics(self, teacher_logits):
+        """`TEACHER_DIAGNOSTICS` of the teacher's logits on an augmented batch.
+
+        `teacher_confidence`: the mean over rows of the largest softmax
+        probability (temperature 1); `teacher_label_flip_rate`: the share of
+        rows whose argmax differs from the argmax of `self.teacher_logits`
+        (the clean batch; both passes run with the teacher's dropout setting).
+        Both weigh by the number of rows. A regression task has no labels
+        to flip: both get weight 0 (they stay out of the running means).
+        """
+        rows = ops.cast(ops.shape(teacher_logits)[0], "float32")
+        if self.settings.task == "regression":
+            zero = ops.zeros((), "float32")
+            return {name: (zero, zero) for name in TEACHER_DIAGNOSTICS}
+        logits = ops.cast(teacher_logits, "float32")
+        confidence = ops.mean(ops.max(ops.softmax(logits, axis=-1), axis=-1))
+        clean = ops.argmax(ops.cast(self.teacher_logits, "float32"), axis=-1)
+        flips = ops.mean(ops.cast(ops.argmax(logits, axis=-1) != clean, "float32"))
+        return {"teacher_confidence": (confidence, rows), "teacher_label_flip_rate": (flips, rows)}
+
     def distill_on_tokens(self, token_ids, padding_mask):
-        """`d(g(x'), f(x'))` on new token ids (Eqs. 6 and 7); segments follow the batch."""
+        """`d(g(x'), f(x'))` on new token ids (Eqs. 6 and 7); segments follow the batch.
+
+        Its diagnostics are `teacher_diagnostics` of the teacher on `x'`."""
         token_ids = ops.stop_gradient(token_ids)
         teacher_logits = self.teacher_logits_on(token_ids, padding_mask, self.segment_ids)
         student_logits = self.student_logits_on(token_ids, padding_mask, self.segment_ids)
@@ -283,4 +316,5 @@ class StepContext:
             loss=self.distance(student_logits, teacher_logits),
             token_ids=token_ids,
             padding_mask=padding_mask,
+            diagnostics=self.teacher_diagnostics(teacher_logits),
         )

@@ -3,6 +3,7 @@
 from augpro_keras.augmentations import base
 from augpro_keras.augmentations.partners import draw_mix
 from augpro_keras.augmentations.tokens import keep_special_tokens
+from augpro_keras.augmentations.tokens import move_closing_token
 from augpro_keras.layers.mixup_embedding import mix_with_partners, validate_lam_alpha
 from keras import ops
 
@@ -16,6 +17,11 @@ class _Mixing(base.Augmentation):
 
     def get_config(self):
         return {**super().get_config(), "lam": self.lam, "alpha": self.alpha}
+
+    def diagnostic_names(self):
+        # MixUp and TMix run the teacher on the mixed batch: its confidence
+        # and label flips there (see `StepContext.teacher_diagnostics`).
+        return base.TEACHER_DIAGNOSTICS
 
 
 @base.register
@@ -54,7 +60,8 @@ class MixUp(_Mixing):
         mixed, mixed_mask = mix_with_partners(context.student_embeddings, mask, partner_index, lam)
         student = context.student.call_from_embeddings(mixed, mixed_mask, segments, training=True)
         return base.AugmentationOutput(
-            loss=context.mixed_loss(student, teacher, partner_index, lam)
+            loss=context.mixed_loss(student, teacher, partner_index, lam),
+            diagnostics=context.teacher_diagnostics(teacher),
         )
 
 
@@ -69,9 +76,21 @@ class AugProMix(_Mixing):
     `keep_special_tokens`: the primary sentence's special tokens stay, the
     tail of a longer partner keeps its special tokens, padding stays padding.
 
+    With `special_token_placement="end"`, the primary sentence's closing
+    special token ([SEP] / eos) moves to the last position of the mixed
+    sentence instead (`move_closing_token`), so a shorter primary sentence
+    mixed with a longer partner ends with it rather than holding it in the
+    middle: `[CLS] a b c [SEP] d e [SEP]` becomes `[CLS] a b c x d e [SEP]`.
+
+    Logs `augpro_mix_token_change_rate`, and the teacher's confidence and
+    label flips on the new sentences (`StepContext.teacher_diagnostics`).
+
     Args:
         lam: fixed MixUp weight (paper: 0.5).
         alpha: `None`, or draw `lam` per example from Beta(alpha, alpha).
+        special_token_placement: "keep" (default: the primary sentence's
+            special tokens stay where they are) or "end" (its closing
+            special token moves to the end of the mixed length).
         name: name in logs (default "augpro_mix").
         weight: multiplier of the loss.
 
@@ -82,6 +101,19 @@ class AugProMix(_Mixing):
 
     default_name = "augpro_mix"
     produces_tokens = True
+    PLACEMENTS = ("keep", "end")
+
+    def __init__(self, lam=0.5, alpha=None, special_token_placement="keep", name=None, weight=1.0):
+        super().__init__(lam=lam, alpha=alpha, name=name, weight=weight)
+        if special_token_placement not in self.PLACEMENTS:
+            raise ValueError(
+                f"`special_token_placement` must be one of {', '.join(self.PLACEMENTS)}. "
+                f"Received: special_token_placement={special_token_placement!r}"
+            )
+        self.special_token_placement = special_token_placement
+
+    def get_config(self):
+        return {**super().get_config(), "special_token_placement": self.special_token_placement}
 
     def compute(self, context):
         partner_index, lam = draw_mix(context, self.lam, self.alpha)
@@ -98,6 +130,11 @@ class AugProMix(_Mixing):
             partner_ids=ops.take(context.token_ids, partner_index, axis=0),
             partner_mask=ops.take(mask, partner_index, axis=0),
         )
+        if self.special_token_placement == "end":
+            new_ids = move_closing_token(
+                new_ids, projected, context.token_ids, mask, mixed_mask,
+                context.settings.special_token_ids, context.settings.pad_token_id,
+            )
         return context.distill_on_tokens(new_ids, mixed_mask)
 
 
@@ -159,7 +196,8 @@ class TMix(_Mixing):
         mixed, mixed_mask = mix_with_partners(hidden, mask, partner_index, lam)
         student = context.student.logits_from_hidden(mixed, mixed_mask, student_layer, training=True)
         return base.AugmentationOutput(
-            loss=context.mixed_loss(student, teacher, partner_index, lam)
+            loss=context.mixed_loss(student, teacher, partner_index, lam),
+            diagnostics=context.teacher_diagnostics(teacher),
         )
 
     def get_config(self):
