@@ -21,7 +21,7 @@ from augpro_keras.pipeline_model import PipelineModel
 from augpro_keras.replicas import for_reduction
 
 @export
-class Distiller(PipelineModel):
+class Distiller(settings_lib.SettingAttributes, PipelineModel):
     """Distils a teacher into a student with AugPro (or a baseline) augmentation.
 
     Every training step computes the knowledge-distillation loss of the real
@@ -71,6 +71,9 @@ class Distiller(PipelineModel):
             from the tasks' tokenizers.
         **kwargs: standard `keras.Model` arguments.
 
+    The settings read (and, for the loss settings, replace) the frozen
+    `settings` (`augpro_keras.augmentations.DistillationSettings`).
+
     Example:
     ```python
     distiller = augpro_keras.Distiller(
@@ -87,22 +90,6 @@ class Distiller(PipelineModel):
         - [Hinton et al., 2015, "Distilling the Knowledge in a Neural
           Network"](https://arxiv.org/abs/1503.02531)
     """
-
-    # The settings (see `augpro_keras.augmentations.DistillationSettings`).
-    distillation_loss = settings_lib.setting_property("distillation_loss")
-    temperature = settings_lib.setting_property("temperature")
-    student_loss_weight = settings_lib.setting_property("student_loss_weight")
-    distillation_loss_weight = settings_lib.setting_property("distillation_loss_weight")
-    task = settings_lib.setting_property("task")
-    teacher_dropout = settings_lib.setting_property("teacher_dropout")
-    similarity = settings_lib.setting_property("similarity")
-    projection_chunk_size = settings_lib.setting_property("projection_chunk_size")
-    projection_search_dtype = settings_lib.setting_property("projection_search_dtype")
-    projection_exact = settings_lib.setting_property("projection_exact")
-    mix_group_size = settings_lib.setting_property("mix_group_size")
-    seed = settings_lib.setting_property("seed")
-    special_token_ids = settings_lib.setting_property("special_token_ids")
-    pad_token_id = settings_lib.setting_property("pad_token_id")
 
     def __init__(self, teacher, student, augmentations=(), distillation_loss="kl", temperature=1.0,
                  student_loss_weight=1.0, distillation_loss_weight=1.0, task="classification",
@@ -185,20 +172,14 @@ class Distiller(PipelineModel):
     def preprocess(self, data):
         """`data` tokenized in the input pipeline when it is a dataset of strings.
 
-        The student's preprocessor is used when it gives every input that
-        the two models take, else the teacher's (a DistilBERT student gives
-        no segment ids, which a BERT teacher reads for sentence pairs). Other
-        data is returned as it is.
+        With the student's preprocessor when it gives every input that the
+        two models take, else the teacher's (`text_inputs.preprocessor_for`).
+        Other data is returned as it is.
         """
         if not text_inputs.holds_text(data):
             return data
-        needed = set()
-        for view in (self.teacher_view, self.student_view):
-            needed |= set(getattr(view, "input_names", ("token_ids", "padding_mask")))
-        preprocessor = text_inputs.choose_preprocessor(
-            [("student", self.student), ("teacher", self.teacher)], needed
-        )
-        return text_inputs.preprocess(data, preprocessor)
+        return text_inputs.preprocess(data, text_inputs.preprocessor_for(
+            self.teacher, self.student, self.teacher_view, self.student_view))
 
     def _input_checks(self, x, y, in_pipeline=False):
         """`input_checks.batch_checks` of a batch (none in TPU programs: `validate_dataset`)."""
@@ -209,27 +190,7 @@ class Distiller(PipelineModel):
             token_ids, y, self.student_view.vocabulary_size, self.task, self.num_classes
         )
 
-    def validate_dataset(self, dataset):
-        """Returns `dataset` with every batch checked in the input pipeline.
-
-        `fit` and `evaluate` check token ids and class labels in the step,
-        outside its XLA-compiled part; a TPU program cannot check, so map the
-        checks into the input pipeline, which runs on the host. A failed check
-        raises `ValueError` from `fit` (`InvalidArgumentError` when iterating).
-
-        Example: `distiller.fit(distiller.validate_dataset(train_ds), epochs=3)`
-        """
-        return input_checks.checked_dataset(dataset, lambda x, y: self._input_checks(x, y, True))
-
     # === The step ===
-    def _checked_batch(self, data):
-        """`(x, y)` read through the input checks: nothing runs on a batch that fails them."""
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if sample_weight is not None:
-            raise ValueError("The Distiller does not support sample weights.")
-        with tf.control_dependencies(self._input_checks(x, y)):
-            return keras.tree.map_structure(input_checks.identity, (x, y))
-
     def train_step(self, data):
         x, y = self._checked_batch(data)
         step = tf.identity(self.optimizer.iterations.value)
@@ -367,28 +328,10 @@ class Distiller(PipelineModel):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        # Read before deserializing: keras-hub's `from_config` replaces the
-        # preprocessor's config by the object in place.
-        shared = _without_sharing_ids(config["teacher"].get("config", {}).get("preprocessor"))
-        student_config = dict(config["student"].get("config", {}))
-        config["teacher"] = keras.saving.deserialize_keras_object(config["teacher"])
-        if shared is not None and _without_sharing_ids(student_config.get("preprocessor")) == shared:
-            # keras-hub tasks that shared one preprocessor share it again: a
-            # saved Distiller holds its tokenizer's vocabulary (an asset) once.
-            student_config["preprocessor"] = config["teacher"].preprocessor
-            config["student"] = dict(config["student"], config=student_config)
-        config["student"] = keras.saving.deserialize_keras_object(config["student"])
+        config["teacher"], config["student"] = text_inputs.deserialize_pair(
+            config["teacher"], config["student"])
         config["augmentations"] = [keras.saving.deserialize_keras_object(a) for a in config["augmentations"]]
         return cls(**config)
-
-
-def _without_sharing_ids(config):
-    """A serialized config without Keras's `shared_object_id` marks."""
-    if isinstance(config, dict):
-        return {k: _without_sharing_ids(v) for k, v in config.items() if k != "shared_object_id"}
-    if isinstance(config, list):
-        return [_without_sharing_ids(v) for v in config]
-    return config
 
 
 def _as_tensor(value):

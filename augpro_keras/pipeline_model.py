@@ -13,6 +13,7 @@ callbacks, an error for empty data, failed input checks as `ValueError`s
 import inspect
 
 import keras
+import tensorflow as tf
 
 from augpro_keras import input_checks
 from augpro_keras import resume
@@ -25,8 +26,10 @@ class PipelineModel(keras.Model):
     """Base class: `fit` / `evaluate` / `predict` with preprocessing and resume.
 
     Subclasses implement `preprocess(data)` (return `data` unchanged when
-    there is nothing to do) and `_step_logs(labeled)` (the logs of a
-    training step, with or without the metrics on labels), and set in
+    there is nothing to do), `_step_logs(labeled)` (the logs of a
+    training step, with or without the metrics on labels) and, to check
+    batches, `_input_checks(x, y, in_pipeline)`; their steps read batches
+    through `_checked_batch(data)`. They set in
     `__init__`: `trackers` (a dict of `keras.metrics.Mean` by log name),
     `_steps_to_skip = 0` and `_pending_metric_values = None`; `compile`
     sets `_own_jit_compile` (the `jit_compile` that the config saves).
@@ -85,6 +88,31 @@ class PipelineModel(keras.Model):
 
     def preprocess(self, data):
         raise NotImplementedError(f"{type(self).__name__} must implement `preprocess(data)`.")
+
+    # === Input checks ===
+    def _input_checks(self, x, y, in_pipeline=False):
+        """The checks of a batch: a list of assertion ops (`input_checks.batch_checks`)."""
+        return []
+
+    def validate_dataset(self, dataset):
+        """Returns `dataset` with every batch checked in the input pipeline.
+
+        `fit` and `evaluate` check token ids and class labels in the step,
+        outside its XLA-compiled part; a TPU program cannot check, so map the
+        checks into the input pipeline, which runs on the host. A failed check
+        raises `ValueError` from `fit` (`InvalidArgumentError` when iterating).
+
+        Example: `model.fit(model.validate_dataset(train_ds), epochs=3)`
+        """
+        return input_checks.checked_dataset(dataset, lambda x, y: self._input_checks(x, y, True))
+
+    def _checked_batch(self, data):
+        """`(x, y)` read through the input checks: nothing runs on a batch that fails them."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if sample_weight is not None:
+            raise ValueError(f"The {type(self).__name__} does not support sample weights.")
+        with tf.control_dependencies(self._input_checks(x, y)):
+            return keras.tree.map_structure(input_checks.identity, (x, y))
 
     # === Keras hooks ===
     @property

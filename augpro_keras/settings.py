@@ -143,6 +143,22 @@ def setting_property(name):
     return property(lambda self: getattr(self.settings, name), setter, doc=f"`settings.{name}`.")
 
 
+class SettingAttributes:
+    """Mixin: every name of `ARGUMENTS` as a `setting_property` of `self.settings`.
+
+    Example:
+    ```python
+    class Distiller(SettingAttributes, keras.Model): ...
+    distiller.temperature = 2.0  # A checked copy of the frozen settings.
+    ```
+    """
+
+
+for _name in ARGUMENTS:
+    setattr(SettingAttributes, _name, setting_property(_name))
+del _name
+
+
 def _checked(distillation_loss, temperature, student_loss_weight, distillation_loss_weight,
              task, teacher_dropout, mix_group_size, seed):
     distillation_loss = losses.validate_distance(distillation_loss)

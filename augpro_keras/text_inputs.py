@@ -3,7 +3,7 @@
 keras-hub tasks run their preprocessor inside `fit`, `evaluate` and
 `predict`, as a `tf.data` map, not in the model graph; the Distiller does
 the same with one preprocessor for both models (they share one
-vocabulary). The preprocessor's outputs keep the batch's static size, so a
+vocabulary), and a saved pair of tasks shares it again when reloaded. The preprocessor's outputs keep the batch's static size, so a
 dataset batched with `drop_remainder=True` stays XLA- and TPU-ready.
 """
 
@@ -73,3 +73,49 @@ def preprocess(dataset, preprocessor):
         )
 
     return dataset.map(map_fn, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def preprocessor_for(teacher, student, teacher_view, student_view):
+    """The preprocessor that tokenizes raw strings for a teacher and student.
+
+    The student's when it gives every input that the two models take, else
+    the teacher's (a DistilBERT student gives no segment ids, which a BERT
+    teacher reads for sentence pairs).
+
+    Args:
+        teacher, student: the models as given (keras-hub tasks carry
+            `preprocessor`).
+        teacher_view, student_view: the same models through the
+            `DistillableClassifier` protocol (their `input_names`).
+    """
+    needed = set()
+    for view in (teacher_view, student_view):
+        needed |= set(getattr(view, "input_names", ("token_ids", "padding_mask")))
+    return choose_preprocessor([("student", student), ("teacher", teacher)], needed)
+
+
+def deserialize_pair(teacher_config, student_config):
+    """`(teacher, student)` from their serialized configs, sharing a preprocessor again.
+
+    keras-hub tasks that shared one preprocessor when they were saved share
+    it again, so that a saved model holds its tokenizer's vocabulary (an
+    asset) once.
+    """
+    # Read before deserializing: keras-hub's `from_config` replaces the
+    # preprocessor's config by the object in place.
+    shared = _without_sharing_ids(teacher_config.get("config", {}).get("preprocessor"))
+    inner = dict(student_config.get("config", {}))
+    teacher = keras.saving.deserialize_keras_object(teacher_config)
+    if shared is not None and _without_sharing_ids(inner.get("preprocessor")) == shared:
+        inner["preprocessor"] = teacher.preprocessor
+        student_config = dict(student_config, config=inner)
+    return teacher, keras.saving.deserialize_keras_object(student_config)
+
+
+def _without_sharing_ids(config):
+    """A serialized config without Keras's `shared_object_id` marks."""
+    if isinstance(config, dict):
+        return {k: _without_sharing_ids(v) for k, v in config.items() if k != "shared_object_id"}
+    if isinstance(config, list):
+        return [_without_sharing_ids(v) for v in config]
+    return config

@@ -45,6 +45,7 @@ def test_every_mode_trains_under_xla_and_logs(mode):
         expected.add(f"{augmentation.name}_loss")
         if augmentation.name in TOKEN_PRODUCING:
             expected.add(f"{augmentation.name}_token_change_rate")
+        expected.update(f"{augmentation.name}_{d}" for d in augmentation.diagnostic_names())
     assert set(history) == expected
     for name, values in history.items():
         assert np.isfinite(values[0]), name
@@ -179,6 +180,20 @@ def test_serialization_round_trip():
         a.get_config() for a in distiller.augmentation_list
     ]
     assert restored.seed == distiller.seed and restored.temperature == distiller.temperature
+
+
+def test_augmentation_instances_are_used_as_given_and_settings_are_attributes():
+    """An instance passed in is the one that runs: the Distiller builds no copy."""
+    mix, fgsm = aug.AugProMix(), aug.AugProFGSM(epsilon=0.5)
+    distiller = make([mix, fgsm, "tmix"])
+    assert distiller.augmentation_list[0] is mix and distiller.augmentation_list[1] is fgsm
+    assert distiller.temperature == 1.0 and distiller.settings.temperature == 1.0
+    distiller.temperature = 3.0  # Replaces the frozen settings by a checked copy.
+    assert distiller.settings.temperature == 3.0
+    with pytest.raises(ValueError, match="temperature"):
+        distiller.temperature = -1.0
+    with pytest.raises(AttributeError):
+        distiller.similarity = "dot"  # Defines the projection: read-only.
 
 
 @pytest.mark.parametrize(

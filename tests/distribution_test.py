@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from augpro_keras import Distiller
+from augpro_keras import augmentations as aug
 from tests import tiny
 
 MODES = {"kd": [], "augpro_mix": ["augpro_mix"], "augpro_fgsm": ["augpro_fgsm"]}
@@ -71,8 +72,10 @@ def test_unlabeled_data_under_explicit_strategies(strategies):
     single, mirrored = strategies
     reference, reference_logs = one_step(single, ["augpro_mix"], labeled=False)
     distributed, distributed_logs = one_step(mirrored, ["augpro_mix"], labeled=False)
+    # With the augmentation's diagnostics (`<name>_<diagnostic>`), which it names itself.
+    diagnostics = {f"augpro_mix_{d}" for d in aug.get("augpro_mix").diagnostic_names()}
     assert set(reference_logs) == set(distributed_logs) == {
-        "loss", "distillation_loss", "augpro_mix_loss", "augpro_mix_token_change_rate"}
+        "loss", "distillation_loss", "augpro_mix_loss", "augpro_mix_token_change_rate"} | diagnostics
     for a, b in zip(reference.student.get_weights(), distributed.student.get_weights()):
         np.testing.assert_allclose(b, a, atol=1e-5, rtol=1e-5)
 
