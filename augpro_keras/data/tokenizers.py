@@ -1,9 +1,17 @@
-"""Tokenizers: BERT WordPiece and SentencePiece, with the ids AugPro needs.
+"""Tokenizers: what keras-hub lacks around its own, for the data pipeline and the CLI.
 
-Both wrap a keras-hub tokenizer (TensorFlow path, so they run inside
-`tf.data`) and add what distillation with projection needs: the special
-token ids (never projection targets), the ids the packer puts around texts,
-and a `detokenize` that turns projected ids back into readable text.
+Models carry keras-hub tokenizers and preprocessors (`BertTokenizer`,
+`EncT5Tokenizer`, ...). What stays here is what keras-hub has no function
+for: training a SentencePiece vocabulary on the spot (`train_sentencepiece`,
+the demo) and computing a WordPiece vocabulary with BERT's special tokens
+first (`compute_wordpiece_vocabulary`); and, for `TextPacker` and the command
+line tool, a `TextTokenizer` view of a tokenizer (the ids the packer puts
+around texts, every special id, and a `detokenize` that drops padding and,
+on request, special tokens but keeps `[UNK]` visible, to show projected
+sentences), including the two JSON tokenizers (`WordPieceTextTokenizer`,
+`SentencePieceTextTokenizer`) of `tokenizer.json` files that earlier
+versions wrote beside their `.keras` checkpoints. Each wraps a keras-hub
+tokenizer (TensorFlow path, so it runs inside `tf.data`).
 """
 
 import base64
