@@ -1,7 +1,11 @@
 """Data of a run: examples, tokenizer, `tf.data` pipelines and metrics.
 
-Every dataset here has static shapes (`drop_remainder=True` and a fixed
-sequence length), as XLA and TPUs need. Evaluation sets are padded to whole
+The splits are `TextDataset`s: strings and labels in `tf.data` from the
+source (TFDS, or the file read line by line) to the batch, tokenized in
+the pipeline; subsets, label names and label checks are `tf.data`
+operations or the loaders' streaming checks, never lists of the whole
+training set. Every dataset here has static shapes (`drop_remainder=True`
+and a fixed sequence length), as XLA and TPUs need. Evaluation sets are padded to whole
 batches with copies of their first example, and the padding rows are cut
 off the predictions, so no example is left out.
 
@@ -25,10 +29,11 @@ from augpro_keras import metrics as metrics_lib
 from augpro_keras.data import TextExamples
 from augpro_keras.data import demo
 from augpro_keras.data import glue
-from augpro_keras.data import make_dataset
-from augpro_keras.data import splits
 from augpro_keras.data import tokenizers
 from augpro_keras.data import tsv
+from augpro_keras.data.preprocessing import batch_text_dataset
+from augpro_keras.data.preprocessing import graph_tokenizer
+from augpro_keras.data.text_dataset import TextDataset
 
 
 class InputError(ValueError):
@@ -44,10 +49,11 @@ class TaskData:
 
     Attributes:
         name: display name ("demo", "SST-2", a file name).
-        train: labeled examples for fine-tuning (teacher, FT student).
-        distill: examples for distillation; `labels` is `None` in the
-            unlabeled (Table 2) setting.
-        validation: labeled validation examples.
+        train: labeled examples for fine-tuning (teacher, FT student), a
+            `TextDataset`.
+        distill: examples for distillation (a `TextDataset`); `labels` is
+            `None` in the unlabeled (Table 2) setting.
+        validation: labeled validation examples (a `TextDataset`).
         label_names: class names, or `None` (regression, or unnamed).
         num_classes: model outputs (1 for regression).
         is_regression: whether labels are float scores.
@@ -57,9 +63,9 @@ class TaskData:
     """
 
     name: str
-    train: TextExamples
-    distill: TextExamples
-    validation: TextExamples
+    train: TextDataset
+    distill: TextDataset
+    validation: TextDataset
     label_names: tuple | None
     num_classes: int
     is_regression: bool
@@ -69,17 +75,17 @@ class TaskData:
 
     @property
     def is_pair(self):
-        return self.train.texts_b is not None
+        return self.train.is_pair
 
 
 def _load_splits(config):
     data = config["data"]
     if data["source"] == "demo":
-        return "demo", demo.load_demo("train"), demo.load_demo("validation"), None
+        return "demo", demo.demo_dataset("train"), demo.demo_dataset("validation"), None
     if data["source"] == "glue":
         task = glue.get_glue_task(data["task"])
-        train = glue.load_glue(task, "train", data["glue_dir"])
-        validation = glue.load_glue(task, task.splits[1], data["glue_dir"])
+        train = glue.glue_dataset(task, "train", data["glue_dir"])
+        validation = glue.glue_dataset(task, task.splits[1], data["glue_dir"])
         return task.display_name, train, validation, task
     train = _read_file(data, "train_file")
     validation = _read_file(data, "validation_file")
@@ -90,7 +96,7 @@ def _load_splits(config):
 
 def _read_file(data, key, label_names=None):
     try:
-        return tsv.load_text_classification_file(
+        return tsv.text_classification_dataset(
             data[key], text_columns=data["text_columns"], label_column=data["label_column"],
             label_names=label_names or data["label_names"])
     except (ValueError, FileNotFoundError) as error:
@@ -100,14 +106,14 @@ def _read_file(data, key, label_names=None):
 def _label_kind(examples):
     if examples.label_names is not None:
         return "names"
-    return "scores" if any(isinstance(v, float) for v in examples.labels) else "class ids"
+    return "scores" if examples.is_regression else "class ids"
 
 
 def _common_label_names(data, train, validation):
     """Both files read with one label mapping (string labels: the training file's order)."""
     kinds = _label_kind(train), _label_kind(validation)
     if kinds == ("scores", "class ids"):
-        return train, dataclasses.replace(validation, labels=[float(v) for v in validation.labels])
+        return train, validation.with_float_labels()
     if kinds[0] != kinds[1]:
         raise InputError(
             f"data.validation_file: the labels of {data['validation_file']} are {kinds[1]} "
@@ -124,7 +130,7 @@ def _common_label_names(data, train, validation):
 
 def _unseen_validation_labels(data, train, validation, label_names):
     """The warning (or error) for validation labels that training never has."""
-    unseen = sorted(set(validation.labels) - set(train.labels))
+    unseen = sorted(set(validation.distinct_labels()) - set(train.distinct_labels()))
     if not unseen:
         return None
     shown = [label_names[i] if label_names else i for i in unseen]
@@ -160,21 +166,23 @@ def load_task_data(config):
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         raise InputError(str(error)) from None
     seed = config["seed"]
+    # The subsets of `splits` (the same examples for a seed as for lists), as
+    # `tf.data` filters over the examples' positions.
     if data["max_train_examples"] and train.num_examples > data["max_train_examples"]:
-        train = splits.take_fraction(train, data["max_train_examples"] / train.num_examples, seed)
+        train = train.take_fraction(data["max_train_examples"] / train.num_examples, seed)
     if data["max_validation_examples"] and validation.num_examples > data["max_validation_examples"]:
-        validation = splits.take_fraction(
-            validation, data["max_validation_examples"] / validation.num_examples, seed
+        validation = validation.take_fraction(
+            data["max_validation_examples"] / validation.num_examples, seed
         )
     if task is not None:
         is_regression, num_classes, label_names = task.is_regression, task.num_classes, task.label_names
         metric_names = task.metrics
     else:
-        labels = np.asarray(train.labels)
-        is_regression = labels.dtype.kind == "f"
+        is_regression = train.is_regression
         label_names = train.label_names if validation.label_names is None else validation.label_names
         num_classes = 1 if is_regression else (
-            len(label_names) if label_names else int(max(labels.max(), max(validation.labels))) + 1
+            len(label_names) if label_names
+            else max(train.distinct_labels() + validation.distinct_labels()) + 1
         )
         if is_regression:
             metric_names = ("pearson", "spearman")
@@ -185,8 +193,8 @@ def load_task_data(config):
     all_train = train
     distill = train
     if data["labeled_fraction"] is not None:
-        train, unlabeled = splits.labeled_unlabeled_split(train, data["labeled_fraction"], seed)
-        distill = dataclasses.replace(unlabeled, labels=None)
+        train, unlabeled = train.labeled_unlabeled_split(data["labeled_fraction"], seed)
+        distill = unlabeled.without_labels()
     where = f" ({data['train_file']})" if data["source"] == "files" else ""
     for split, examples in (("training", train), ("distillation", distill)):
         if examples.num_examples < data["batch_size"]:
@@ -202,7 +210,7 @@ def load_task_data(config):
                      if data["source"] == "files" else "")
             raise InputError(
                 f"data: every training and validation example{files} has the same label "
-                f"({(label_names or [all_train.labels[0]])[0]!r}); a classifier needs at "
+                f"({(label_names or all_train.distinct_labels())[0]!r}); a classifier needs at "
                 "least two classes."
             )
         unseen = _unseen_validation_labels(data, all_train, validation, label_names)
@@ -304,11 +312,13 @@ def check_batch_size(batch_size, num_replicas, key):
 
 
 def train_dataset(examples, tokenizer, config, labeled=True):
-    """Shuffled training batches of a fixed shape."""
+    """Shuffled training batches of a fixed shape, from a `TextDataset` (or `TextExamples`)."""
     data = config["data"]
-    return make_dataset(
-        examples.texts_a, examples.texts_b, examples.labels if labeled else None,
-        tokenizer, data["sequence_length"], data["batch_size"],
+    examples = _as_text_dataset(examples)
+    if not labeled:
+        examples = examples.without_labels()
+    return batch_text_dataset(
+        examples, tokenizer, data["sequence_length"], data["batch_size"],
         shuffle=True, seed=config["seed"], drop_remainder=True,
     )
 
@@ -316,28 +326,31 @@ def train_dataset(examples, tokenizer, config, labeled=True):
 def eval_dataset(examples, tokenizer, config, with_labels=False):
     """Evaluation batches padded to whole batches; returns `(dataset, num_real)`."""
     batch = config["data"]["eval_batch_size"]
+    examples = _as_text_dataset(examples)
     n = examples.num_examples
     total = max(1, math.ceil(n / batch)) * batch
-    pad = total - n
+    if not with_labels:
+        examples = examples.without_labels()
+    # Copies of the first example fill the last batch (cut off the predictions).
+    padded = examples.dataset.concatenate(examples.dataset.take(1).repeat(total - n))
+    examples = dataclasses.replace(examples, dataset=padded, num_examples=total)
+    return batch_text_dataset(
+        examples, tokenizer, config["data"]["sequence_length"], batch, drop_remainder=True,
+    ), n
 
-    def padded(values):
-        return None if values is None else list(values) + [values[0]] * pad
 
-    labels = padded(examples.labels) if with_labels else None
-    dataset = make_dataset(
-        padded(examples.texts_a), padded(examples.texts_b), labels, tokenizer,
-        config["data"]["sequence_length"], batch, drop_remainder=True,
-    )
-    return dataset, n
+def _as_text_dataset(examples):
+    return TextDataset.from_examples(examples) if isinstance(examples, TextExamples) else examples
 
 
 def pack(examples, tokenizer, sequence_length):
-    """Numpy model inputs of all examples (for small samples)."""
+    """Numpy model inputs of all examples (for small samples: `TextExamples`, or a
+    small `TextDataset`, which this reads)."""
     from augpro_keras.data import TextPacker
 
     # A fresh copy: an eagerly used SentencePiece op loses its resource when
     # TensorFlow is re-seeded (`keras.utils.set_random_seed` clears caches).
-    tokenizer = type(tokenizer).from_config(tokenizer.get_config())
+    tokenizer = graph_tokenizer(tokenizer)
     packed = TextPacker(tokenizer, sequence_length)(
         list(examples.texts_a), None if examples.texts_b is None else list(examples.texts_b)
     )

@@ -30,6 +30,7 @@ import os
 import random
 
 from augpro_keras.data.tsv import load_text_classification_file
+from augpro_keras.data.tsv import text_classification_dataset
 
 LABEL_NAMES = ("negative", "positive")
 SPLITS = {"train": "demo_train.tsv", "validation": "demo_dev.tsv"}
@@ -204,3 +205,18 @@ def load_demo(split="train"):
         demo_file(split), text_columns="sentence", label_column="label", label_names=("0", "1")
     )
     return dataclasses.replace(examples, label_names=LABEL_NAMES)
+
+
+def demo_dataset(split="train"):
+    """One split of the demo corpus as a `TextDataset` (labels 0/1, read by `tf.data`).
+
+    Example:
+    ```python
+    train = demo_dataset("train")
+    train.num_examples, train.label_names  # (800, ("negative", "positive"))
+    ```
+    """
+    data = text_classification_dataset(
+        demo_file(split), text_columns="sentence", label_column="label", label_names=("0", "1")
+    )
+    return dataclasses.replace(data, label_names=LABEL_NAMES)

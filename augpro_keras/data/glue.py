@@ -1,5 +1,6 @@
-"""The GLUE tasks: their descriptions and a loader (local TSVs or TFDS)."""
+"""The GLUE tasks: their descriptions and loaders (TFDS or local TSVs) into `tf.data`."""
 
+import array
 import dataclasses
 import os
 import shutil
@@ -7,7 +8,10 @@ import socket
 import threading
 import urllib.parse
 
+import numpy as np
+
 from augpro_keras.data.examples import TextExamples
+from augpro_keras.data.text_dataset import TextDataset
 from augpro_keras.data.tsv import column_index
 from augpro_keras.data.tsv import field
 from augpro_keras.data.tsv import read_delimited_rows
@@ -262,7 +266,13 @@ def _parse_label(task, raw, path, line_number):
     )
 
 
-def _load_tsv(task, split, glue_dir):
+def _tsv_dataset(task, split, glue_dir, collect=False):
+    """A split's TSV file as a `TextDataset`: one streaming check, then `tf.data` reads it.
+
+    With `collect`, the check's pass returns the examples as `TextExamples` instead.
+    """
+    import tensorflow as tf
+
     path = os.path.join(os.fspath(glue_dir), task.display_name, task.tsv_file(split))
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -281,19 +291,59 @@ def _load_tsv(task, split, glue_dir):
         except ValueError as e:
             raise ValueError(f"{e} {_layout(task, glue_dir)}") from None
 
-    columns = [[] for _ in text_indices]
-    labels = []
+    # The check: every row has its columns and a valid label (the file and
+    # line of the first that does not); only the rows' line numbers are kept.
+    line_numbers = array.array("q")
+    columns, labels = [[] for _ in text_indices], []
     for line_number, fields in rows:
-        for values, index, name in zip(columns, text_indices, names):
-            values.append(field(fields, index, path, line_number, name))
-        raw = field(fields, label_index, path, line_number, names[-1])
-        labels.append(_parse_label(task, raw, path, line_number))
-    return TextExamples(
-        texts_a=columns[0],
-        texts_b=columns[1] if task.is_pair else None,
-        labels=labels,
-        label_names=task.label_names,
-    )
+        texts = [field(fields, index, path, line_number, name)
+                 for index, name in zip(text_indices, names)]
+        label = _parse_label(task, field(fields, label_index, path, line_number, names[-1]),
+                             path, line_number)
+        line_numbers.append(line_number)
+        if collect:
+            for values, text in zip(columns, texts):
+                values.append(text)
+            labels.append(label)
+    if collect:
+        return TextExamples(columns[0], columns[1] if task.is_pair else None, labels,
+                            task.label_names)
+    mask = np.zeros(line_numbers[-1] if line_numbers else 0, dtype=bool)
+    mask[np.asarray(line_numbers, dtype=np.int64) - 1] = True
+    keep = tf.constant(mask)
+    to_label = _label_mapper(task)
+    feature_names = ("texts_a", "texts_b")[:len(text_indices)]
+
+    def element(number, line):
+        line = tf.where(number == 0, tf.strings.regex_replace(line, "^\ufeff", ""), line)
+        fields = tf.strings.split(line, "\t")
+        texts = {key: fields[i] for key, i in zip(feature_names, text_indices)}
+        return texts, to_label(fields[label_index])
+
+    dataset = (tf.data.TextLineDataset(path).take(len(mask)).enumerate()
+               .filter(lambda number, _: keep[number]).map(element))
+    return TextDataset(dataset, len(line_numbers), task.label_names)
+
+
+def _label_mapper(task):
+    """`_parse_label` in TensorFlow, for labels that it accepted."""
+    import tensorflow as tf
+
+    if task.is_regression:
+        return lambda raw: tf.strings.to_number(tf.strings.strip(raw), tf.float32)
+    keys = list(task.label_names) + [str(i) for i in range(task.num_classes)]
+    values = list(range(task.num_classes)) * 2
+    names = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+        tf.constant(keys[:task.num_classes]), tf.constant(values[:task.num_classes], tf.int32)), -1)
+    ids = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+        tf.constant(keys[task.num_classes:]), tf.constant(values[task.num_classes:], tf.int32)), -1)
+
+    def to_label(raw):
+        # A name as it is written, else an id (spaces around it allowed).
+        by_name = names.lookup(raw)
+        return tf.where(by_name >= 0, by_name, ids.lookup(tf.strings.strip(raw)))
+
+    return to_label
 
 
 def _reachable(host, timeout=10.0):
@@ -323,12 +373,13 @@ def _offline_message(task, split, reason):
 
 
 def _load_tfds(task, split, data_dir=None):
-    """Loads a split with TFDS; downloads it first when it is not prepared yet.
+    """A split from TFDS as a `TextDataset`; downloads it first when it is not prepared yet.
 
     Before a download, the download host is probed (10 s at most): without
     network the error comes at once (tfds itself retries for a long time),
     and a failed download removes the dataset folder it started.
     """
+    import tensorflow as tf
     import tensorflow_datasets as tfds
 
     try:
@@ -354,23 +405,49 @@ def _load_tfds(task, split, data_dir=None):
             raise RuntimeError(_offline_message(
                 task, split, f"{type(e).__name__}: {e}")) from e
         raise
-    columns = [[] for _ in task.text_features]
-    labels = []
-    for example in tfds.as_numpy(dataset):
-        for values, feature in zip(columns, task.text_features):
-            values.append(example[feature].decode("utf-8"))
-        label = example["label"]
-        labels.append(float(label) if task.is_regression else int(label))
-    return TextExamples(
-        texts_a=columns[0],
-        texts_b=columns[1] if task.is_pair else None,
-        labels=labels,
-        label_names=task.label_names,
-    )
+    # TFDS datasets know their size; else one counting pass in `tf.data`.
+    num_examples = int(dataset.cardinality())
+    if num_examples < 0:
+        num_examples = int(dataset.reduce(0, lambda count, _: count + 1))
+    features = dict(zip(("texts_a", "texts_b"), task.text_features))
+    label_dtype = tf.float32 if task.is_regression else tf.int32
+
+    def element(example):
+        texts = {key: example[feature] for key, feature in features.items()}
+        return texts, tf.cast(example["label"], label_dtype)
+
+    return TextDataset(dataset.map(element), num_examples, task.label_names)
+
+
+def glue_dataset(task, split, glue_dir=None):
+    """One split of a GLUE task as a `TextDataset`: strings and labels in `tf.data`.
+
+    Without `glue_dir`, TFDS's own dataset of `glue/<task>`, mapped to the
+    `TextDataset` layout (no pass over it). With `glue_dir`, the official
+    TSV file: one streaming pass checks every row (the file and line of a bad
+    one, as `load_glue` reports it), then `tf.data.TextLineDataset` reads
+    it and the labels are mapped in the pipeline. Labels and arguments are
+    those of `load_glue`.
+
+    Example:
+    ```python
+    train = glue_dataset("sst2", "train", glue_dir="glue_data")
+    train.num_examples, train.label_names  # (67349, ('negative', 'positive'))
+    ```
+    """
+    task = get_glue_task(task)
+    split = _check_split(task, split)
+    if glue_dir is None:
+        return _load_tfds(task, split)
+    if not os.path.isdir(os.fspath(glue_dir)):
+        raise FileNotFoundError(
+            f"`glue_dir` is not a folder: {os.fspath(glue_dir)}. {_layout(task, glue_dir)}"
+        )
+    return _tsv_dataset(task, split, glue_dir)
 
 
 def load_glue(task, split, glue_dir=None):
-    """Loads one split of a GLUE task as plain Python lists.
+    """Loads one split of a GLUE task as plain Python lists (`glue_dataset`'s examples).
 
     With `glue_dir`, reads the official GLUE TSV files:
     `<glue_dir>/<display name>/train.tsv` and `dev.tsv` (MNLI:
@@ -396,11 +473,7 @@ def load_glue(task, split, glue_dir=None):
     ```
     """
     task = get_glue_task(task)
-    split = _check_split(task, split)
-    if glue_dir is None:
-        return _load_tfds(task, split)
-    if not os.path.isdir(os.fspath(glue_dir)):
-        raise FileNotFoundError(
-            f"`glue_dir` is not a folder: {os.fspath(glue_dir)}. {_layout(task, glue_dir)}"
-        )
-    return _load_tsv(task, split, glue_dir)
+    if glue_dir is not None and os.path.isdir(os.fspath(glue_dir)):
+        # The check's own pass reads the examples (scores exactly as written).
+        return _tsv_dataset(task, _check_split(task, split), glue_dir, collect=True)
+    return glue_dataset(task, split, glue_dir).to_examples()

@@ -222,6 +222,55 @@ def make_dataset(
     dataset = tf.data.Dataset.from_tensor_slices(
         texts if label_values is None else (texts, label_values)
     )
+    return _batched(dataset, n, packer, shuffle, seed, batch_size, drop_remainder)
+
+
+def batch_text_dataset(data, tokenizer, sequence_length, batch_size, shuffle=False, seed=None,
+                       drop_remainder=False):
+    """A batched `tf.data.Dataset` of a `TextDataset`, as `make_dataset` makes them.
+
+    The strings stay in `tf.data` from the source to the batch: they are
+    shuffled (a buffer of the whole split, so the order for a seed is that
+    of `make_dataset` on the same examples), batched and tokenized in the
+    pipeline. The labels are left out when `data.has_labels` is false.
+
+    Args:
+        data: a `TextDataset`.
+        The other arguments are those of `make_dataset`.
+
+    Example:
+    ```python
+    train = batch_text_dataset(glue_dataset("rte", "train"), tokenizer, 128, 32,
+                               shuffle=True, seed=0, drop_remainder=True)
+    ```
+    """
+    packer = TextPacker(tokenizer, sequence_length)  # Also sets a preprocessor's length.
+    _check_positive_int(batch_size, "batch_size")
+    if data.num_examples == 0:
+        raise ValueError("The data set is empty: there is nothing to batch.")
+    if drop_remainder and data.num_examples < batch_size:
+        raise ValueError(
+            f"With drop_remainder=True, {data.num_examples} examples make no full batch of "
+            f"batch_size={batch_size}."
+        )
+    return _batched(data.elements(), data.num_examples, packer, shuffle, seed, batch_size,
+                    drop_remainder)
+
+
+def graph_tokenizer(tokenizer):
+    """A copy of `tokenizer` whose ops are created where it is called.
+
+    Call it inside a `tf.data` map (or just before an eager use): a
+    SentencePiece op created eagerly loses its resource when TensorFlow
+    clears its eager caches, which `tf.random.set_seed` and
+    `keras.utils.set_random_seed` do.
+    """
+    return type(tokenizer).from_config(tokenizer.get_config())
+
+
+def _batched(dataset, n, packer, shuffle, seed, batch_size, drop_remainder):
+    """Unbatched elements `texts` or `(texts, label)` -> shuffled batches of model inputs."""
+    tokenizer = packer.tokenizer
     if shuffle:
         dataset = dataset.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
@@ -233,16 +282,13 @@ def make_dataset(
     shape = [static_batch, packer.sequence_length]
 
     def pack(texts):
-        # The tokenizer's ops are created here, inside the dataset's own
-        # graph: a SentencePiece op created eagerly loses its resource when
-        # TensorFlow clears its eager caches, which `tf.random.set_seed` and
-        # `keras.utils.set_random_seed` do.
-        graph_tokenizer = type(tokenizer).from_config(tokenizer.get_config())
-        graph_packer = TextPacker(graph_tokenizer, packer.sequence_length, packer.truncate)
+        # The tokenizer's ops are created here, inside the dataset's own graph.
+        graph_packer = TextPacker(graph_tokenizer(tokenizer), packer.sequence_length,
+                                  packer.truncate)
         inputs = graph_packer(texts["texts_a"], texts.get("texts_b"))
         return {key: tf.ensure_shape(value, shape) for key, value in inputs.items()}
 
-    if label_values is None:
+    if not isinstance(dataset.element_spec, tuple):
         dataset = dataset.map(pack, num_parallel_calls=tf.data.AUTOTUNE)
     else:
         dataset = dataset.map(

@@ -1,9 +1,12 @@
 """Loading text classification data from the user's own TSV / CSV files."""
 
+import array
 import csv
+import dataclasses
 import difflib
-import io
 import os
+
+import numpy as np
 
 from augpro_keras.data.examples import TextExamples
 
@@ -22,44 +25,44 @@ def infer_delimiter(path):
     return _DELIMITERS[extension]
 
 
-def _decode(path):
-    """The text of a UTF-8 file (a leading byte order mark dropped).
+def _decoded_lines(path):
+    """Yields the lines of a UTF-8 file as str, line endings kept (a leading BOM dropped).
 
-    Raises a `ValueError` naming the line and column of the first byte
-    that is not UTF-8.
+    The file is streamed; a byte that is not UTF-8 raises a `ValueError`
+    naming its line and column.
     """
     with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
-        byte = raw[error.start:error.start + 1]
-        raise ValueError(
-            f"{path}, line {line}, column {column}: byte 0x{byte.hex()} is not UTF-8 text. "
-            "The file must be saved as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.tsv > "
-            "out.tsv`)."
-        ) from None
+        for number, raw in enumerate(f, start=1):
+            try:
+                yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                start = error.start + (3 if number == 1 and raw.startswith(b"\xef\xbb\xbf") else 0)
+                byte = raw[start:start + 1]
+                raise ValueError(
+                    f"{path}, line {number}, column {start + 1}: byte 0x{byte.hex()} is not "
+                    "UTF-8 text. The file must be saved as UTF-8 (e.g. `iconv -f latin1 -t "
+                    "utf-8 in.tsv > out.tsv`)."
+                ) from None
 
 
 def read_delimited_rows(path, delimiter):
     """Yields `(line_number, fields)` for every non-empty row of a text file.
 
-    The file is read as UTF-8 (a leading byte order mark is dropped); a
-    byte that is not UTF-8 raises a `ValueError` naming its line and column.
-    Tab separated files are read without quote handling, as GLUE's files
-    need (their texts contain unbalanced `"`); other delimiters use standard
-    CSV quoting.
+    The file is streamed line by line as UTF-8 (a leading byte order mark is
+    dropped); a byte that is not UTF-8 raises a `ValueError` naming its line
+    and column. Rows end at `\\n` (or `\\r\\n`), as `tf.data.TextLineDataset`
+    reads them. Tab separated files are read without quote handling, as
+    GLUE's files need (their texts contain unbalanced `"`); other delimiters
+    use standard CSV quoting (a quoted field may span lines; `line_number`
+    is then the record's last line).
     """
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"{path} is a folder; expected a .tsv or .csv file.")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"File not found: {path}")
-    text = _decode(path)
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
+    reader = csv.reader(_decoded_lines(path), delimiter=delimiter, quoting=quoting)
     try:
         for fields in reader:
             if fields and any(f.strip() for f in fields):
@@ -107,58 +110,113 @@ def field(fields, index, path, line_number, column_name):
 
 
 def _parse_number(text, kind):
+    # "_" is refused: Python reads "1_000", TensorFlow's `to_number` does not.
+    if "_" in text:
+        return None
     try:
         return kind(text)
     except ValueError:
         return None
 
 
-def _labels_to_values(raw_labels, label_names, path, line_numbers):
-    """Maps raw label strings to class ids (or float scores)."""
-    path = os.fspath(path)
-    for raw, line_number in zip(raw_labels, line_numbers):
+class _LabelScan:
+    """What a streaming pass needs of the labels to map them, and its errors.
+
+    `add(raw, line_number)` for every row, then `finish()` returns
+    `(kind, label_names)`: kind "names" (ids by `label_names`), "class ids"
+    or "scores". Only what the decision needs is kept (the first lines of
+    each case and the distinct names), never the labels of every row.
+    """
+
+    def __init__(self, path, label_names):
+        self.path = os.fspath(path)
+        self.label_names = None
+        if label_names is not None:
+            self.label_names = tuple(str(name) for name in label_names)
+        self.first_empty = self.first_unknown = self.first_negative = None
+        self.first_number = self.first_word = None
+        self.all_ints = self.all_floats = True
+        self.words = set()
+
+    def add(self, raw, line_number):
         if not raw.strip():
-            raise ValueError(f"{path}, line {line_number}: the label is empty.")
-    if label_names is not None:
-        label_names = tuple(str(name) for name in label_names)
-        if len(set(label_names)) != len(label_names):
-            raise ValueError(f"`label_names` has duplicates: {label_names}")
-        ids = {name: i for i, name in enumerate(label_names)}
-        labels = []
-        for raw, line_number in zip(raw_labels, line_numbers):
-            if raw not in ids:
+            self.first_empty = self.first_empty or line_number
+            return
+        if self.label_names is not None:
+            if raw not in self.label_names and self.first_unknown is None:
+                self.first_unknown = (line_number, raw)
+            return
+        value = _parse_number(raw, int)
+        if value is None:
+            self.all_ints = False
+        elif value < 0 and self.first_negative is None:
+            self.first_negative = (line_number, raw)
+        if _parse_number(raw, float) is None:
+            self.all_floats = False
+            self.first_word = self.first_word or (line_number, raw)
+            self.words.add(raw)
+        else:
+            self.first_number = self.first_number or (line_number, raw)
+
+    def finish(self):
+        path = self.path
+        if self.first_empty is not None:
+            raise ValueError(f"{path}, line {self.first_empty}: the label is empty.")
+        if self.label_names is not None:
+            if len(set(self.label_names)) != len(self.label_names):
+                raise ValueError(f"`label_names` has duplicates: {self.label_names}")
+            if self.first_unknown is not None:
+                line_number, raw = self.first_unknown
                 raise ValueError(
                     f"{path}, line {line_number}: label {raw!r} is not "
-                    f"one of the allowed labels {list(label_names)}."
+                    f"one of the allowed labels {list(self.label_names)}."
                 )
-            labels.append(ids[raw])
-        return labels, label_names
-    ints = [_parse_number(raw, int) for raw in raw_labels]
-    if all(value is not None for value in ints):
-        for value, raw, line_number in zip(ints, raw_labels, line_numbers):
-            if value < 0:
+            return "names", self.label_names
+        if self.all_ints:
+            if self.first_negative is not None:
+                line_number, raw = self.first_negative
                 raise ValueError(
                     f"{path}, line {line_number}: label {raw!r} is negative. Integer labels "
                     "are class ids 0, 1, 2, ...; give label names instead (data.label_names) "
                     "to use other values."
                 )
-        return ints, None
-    floats = [_parse_number(raw, float) for raw in raw_labels]
-    if all(value is not None for value in floats):
-        return floats, None
-    numeric = [i for i, value in enumerate(floats) if value is not None]
-    if numeric:
-        word = next(i for i, value in enumerate(floats) if value is None)
-        number = numeric[0]
-        raise ValueError(
-            f"{path}: the labels mix numbers and names: line {line_numbers[number]} has "
-            f"{raw_labels[number]!r}, line {line_numbers[word]} has {raw_labels[word]!r}. "
-            "Use class ids 0, 1, ... throughout, or names throughout (data.label_names "
-            "sets their order)."
-        )
-    names = tuple(sorted(set(raw_labels)))
-    ids = {name: i for i, name in enumerate(names)}
-    return [ids[raw] for raw in raw_labels], names
+            return "class ids", None
+        if self.all_floats:
+            return "scores", None
+        if self.first_number is not None:
+            (number_line, number), (word_line, word) = self.first_number, self.first_word
+            raise ValueError(
+                f"{path}: the labels mix numbers and names: line {number_line} has "
+                f"{number!r}, line {word_line} has {word!r}. "
+                "Use class ids 0, 1, ... throughout, or names throughout (data.label_names "
+                "sets their order)."
+            )
+        return "names", tuple(sorted(self.words))
+
+
+def _label_value(kind, names):
+    """Python's mapping of a raw label of `kind` (see `_LabelScan`)."""
+    if kind == "names":
+        ids = {name: i for i, name in enumerate(names)}
+        return ids.__getitem__
+    return int if kind == "class ids" else float
+
+
+def label_mapper(kind, names):
+    """The same mapping in TensorFlow: a function from string labels to int32 ids or float32 scores.
+
+    Build it outside the `tf.data` map that calls it (a name table is a resource).
+    """
+    import tensorflow as tf
+
+    if kind == "scores":
+        return lambda raw: tf.strings.to_number(tf.strings.strip(raw), tf.float32)
+    if kind == "class ids":
+        return lambda raw: tf.strings.to_number(tf.strings.strip(raw), tf.int32)
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(list(names)), tf.range(len(names), dtype=tf.int32)), default_value=-1)
+    return table.lookup
 
 
 def first_line_with_label(path, label_column, value, delimiter=None):
@@ -233,6 +291,97 @@ def load_text_classification_file(
     if delimiter is None:
         delimiter = infer_delimiter(path)
 
+    return _scan_file(path, text_columns, label_column, label_names, delimiter, collect=True).examples
+
+
+def text_classification_dataset(
+    path, text_columns, label_column=None, label_names=None, delimiter=None
+):
+    """A TSV/CSV file as a `TextDataset`: its strings (and labels) in `tf.data`.
+
+    The file is checked first by one streaming pass, with the errors (and
+    label rules) of `load_text_classification_file`, which names the file
+    and line of a bad row; that pass keeps the labels' kind and names and
+    the line numbers of the rows, not the texts. The dataset then reads the
+    file itself: a `.tsv` through `tf.data.TextLineDataset`, split at tabs,
+    the header and blank lines filtered out by their line numbers; labels
+    are mapped in the pipeline (`label_mapper`).
+
+    A comma separated file is read by `tf.data.Dataset.from_generator` over
+    the same streaming reader as the check: its quoted fields may span lines
+    and its quote rules are Python's `csv` module's, which
+    `tf.data.experimental.CsvDataset` does not share (blank lines, stray
+    quotes); a parser that disagreed with the check would shift labels.
+
+    Args: those of `load_text_classification_file`.
+
+    Returns:
+        A `TextDataset` (`label_names` as `load_text_classification_file`
+        gives them).
+
+    Example:
+    ```python
+    train = text_classification_dataset("train.tsv", "sentence", "label")
+    train.num_examples, train.label_names
+    ```
+    """
+    import tensorflow as tf
+
+    from augpro_keras.data.text_dataset import TextDataset
+
+    if isinstance(text_columns, str):
+        text_columns = [text_columns]
+    scan = _scan_file(path, text_columns, label_column, label_names, delimiter, collect=False)
+    names = ("texts_a", "texts_b")[:len(scan.text_indices)]
+    indices = list(scan.text_indices) + ([] if scan.label_index is None else [scan.label_index])
+    if scan.delimiter == "\t":
+        last = int(scan.line_numbers[-1])
+        mask = np.zeros(last, dtype=bool)
+        mask[np.asarray(scan.line_numbers, dtype=np.int64) - 1] = True
+        keep = tf.constant(mask)
+
+        def split(number, line):
+            line = tf.where(number == 0, tf.strings.regex_replace(line, "^\ufeff", ""), line)
+            fields = tf.strings.split(line, "\t")
+            return tuple(fields[i] for i in indices)
+
+        rows = (tf.data.TextLineDataset(os.fspath(path)).take(last).enumerate()
+                .filter(lambda number, _: keep[number]).map(split))
+    else:
+        def generate():
+            rows = read_delimited_rows(path, scan.delimiter)
+            next(rows)  # The header.
+            for _, fields in rows:
+                yield tuple(fields[i] for i in indices)
+
+        rows = tf.data.Dataset.from_generator(
+            generate, output_signature=tuple(tf.TensorSpec([], tf.string) for _ in indices))
+
+    to_label = None if scan.label_index is None else label_mapper(scan.label_kind, scan.label_names)
+
+    def element(*fields):
+        texts = dict(zip(names, fields))
+        return texts if to_label is None else (texts, to_label(fields[-1]))
+
+    return TextDataset(rows.map(element), scan.num_examples, scan.label_names)
+
+
+@dataclasses.dataclass
+class _FileScan:
+    delimiter: str
+    text_indices: list
+    label_index: int | None
+    num_examples: int
+    line_numbers: array.array
+    label_kind: str | None
+    label_names: tuple | None
+    examples: TextExamples | None
+
+
+def _scan_file(path, text_columns, label_column, label_names, delimiter, collect):
+    """One streaming pass: header, rows and labels checked; the texts kept when `collect`."""
+    if delimiter is None:
+        delimiter = infer_delimiter(path)
     rows = read_delimited_rows(path, delimiter)
     first = next(rows, None)
     wanted = text_columns + ([label_column] if label_column is not None else [])
@@ -247,25 +396,39 @@ def load_text_classification_file(
     label_index = None if label_column is None else column_index(header, label_column, path)
 
     columns = [[] for _ in text_columns]
-    raw_labels, line_numbers = [], []
+    raw_labels = []
+    line_numbers = array.array("q")
+    scan = _LabelScan(path, label_names)
     for line_number, fields in rows:
-        for values, index, name in zip(columns, text_indices, text_columns):
-            values.append(field(fields, index, path, line_number, name))
+        texts = [field(fields, index, path, line_number, name)
+                 for index, name in zip(text_indices, text_columns)]
+        line_numbers.append(line_number)
+        if collect:
+            for values, text in zip(columns, texts):
+                values.append(text)
         if label_index is not None:
-            raw_labels.append(field(fields, label_index, path, line_number, label_column))
-            line_numbers.append(line_number)
+            raw = field(fields, label_index, path, line_number, label_column)
+            scan.add(raw, line_number)
+            if collect:
+                raw_labels.append(raw)
 
-    if not columns[0]:
+    if not line_numbers:
         raise ValueError(
             f"{os.fspath(path)} has a header row but no examples: expected one example "
             f"per line after the header {header}."
         )
-    labels, names = None, None
-    if label_index is not None:
-        labels, names = _labels_to_values(raw_labels, label_names, path, line_numbers)
-    return TextExamples(
-        texts_a=columns[0],
-        texts_b=columns[1] if len(columns) == 2 else None,
-        labels=labels,
-        label_names=names,
-    )
+    kind, names = scan.finish() if label_index is not None else (None, None)
+    examples = None
+    if collect:
+        labels = None
+        if label_index is not None:
+            to_value = _label_value(kind, names)
+            labels = [to_value(raw) for raw in raw_labels]
+        examples = TextExamples(
+            texts_a=columns[0],
+            texts_b=columns[1] if len(columns) == 2 else None,
+            labels=labels,
+            label_names=names if kind == "names" else None,
+        )
+    return _FileScan(delimiter, text_indices, label_index, len(line_numbers), line_numbers,
+                     kind, names if kind == "names" else None, examples)

@@ -34,6 +34,28 @@ def test_labeled_fraction_gives_unlabeled_distillation_data():
     assert not set(data.train.texts_a) & set(data.distill.texts_a)
 
 
+def test_splits_stay_in_tf_data_and_subsets_are_those_of_lists():
+    """The run's splits are read by tf.data from the file; the subsets of a seed
+    are the examples that `splits` picks from lists."""
+    from augpro_keras.data import demo
+    from augpro_keras.data import splits
+    from augpro_keras.data.text_dataset import TextDataset
+
+    config = config_lib.validate({"data": {"labeled_fraction": 0.25, "max_train_examples": 400},
+                                  "seed": 3})
+    data = inputs.load_task_data(config)
+    assert isinstance(data.train, TextDataset) and isinstance(data.distill, TextDataset)
+    assert b"TextLineDataset" in data.train.dataset._as_serialized_graph().numpy()
+    lists = splits.take_fraction(demo.load_demo("train"), 400 / 800, 3)
+    labeled, unlabeled = splits.labeled_unlabeled_split(lists, 0.25, 3)
+    assert data.train.texts_a == labeled.texts_a
+    assert list(data.train.labels) == labeled.labels
+    assert data.distill.texts_a == unlabeled.texts_a and data.distill.labels is None
+    batches = inputs.train_dataset(data.distill, inputs.build_tokenizer(config, lists.texts_a),
+                                   config, labeled=False)
+    assert not isinstance(batches.element_spec, tuple) or len(batches.element_spec) == 1
+
+
 def test_glue_source_reads_local_files(glue_dir):
     config = config_lib.validate({"data": {"source": "glue", "task": "stsb",
                                            "glue_dir": str(glue_dir),
