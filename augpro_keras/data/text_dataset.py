@@ -87,8 +87,12 @@ class TextDataset:
     # === Subsets ===
     def subset(self, indices):
         """The examples at the sorted positions `indices`, in their order, as a `TextDataset`."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if np.array_equal(indices, np.arange(len(indices))):  # A head: read only that.
+            return dataclasses.replace(self, dataset=self.dataset.take(len(indices)),
+                                       num_examples=len(indices))
         mask = np.zeros(self.num_examples, dtype=bool)
-        mask[np.asarray(indices, dtype=np.int64)] = True
+        mask[indices] = True
         keep = tf.constant(mask)
         dataset = self.dataset.enumerate().filter(lambda i, _: keep[i]).map(lambda _, e: e)
         return dataclasses.replace(self, dataset=dataset, num_examples=int(mask.sum()))

@@ -136,3 +136,14 @@ def test_batches_are_those_of_make_dataset_for_a_seed():
     new = two_epochs(batch_text_dataset(dataset, tokenizer, 16, 32, shuffle=True, seed=5,
                                         drop_remainder=True))
     assert new == old and new[0] != new[1]
+
+
+def test_texts_are_the_corpus_in_the_order_of_the_lists(tmp_path):
+    """`texts()` streams first texts then second texts, as the vocabulary's corpus."""
+    path = tmp_path / "pairs.tsv"
+    path.write_text("a\tb\tlabel\none\ttwo\t0\nthree\tfour\t1\n")
+    dataset = tsv.text_classification_dataset(str(path), ["a", "b"], "label")
+    examples = tsv.load_text_classification_file(str(path), ["a", "b"], "label")
+    corpus = [t.decode("utf-8") for t in dataset.texts().as_numpy_iterator()]
+    assert corpus == examples.texts_a + examples.texts_b == ["one", "three", "two", "four"]
+    assert dataset.select([1]).texts_b == ["four"] and dataset.select(range(1)).labels == [0]
