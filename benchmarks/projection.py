@@ -16,7 +16,8 @@ Prints one JSON object. For every vocabulary size it times, in one run:
 It also reports, from the same inputs, whether the exact bfloat16 search
 returned the float32 projection's ids, how many answers the inexact one
 changed, and which shares of the positions the exact one searched again
-(with 8 candidates, then in float32; `EmbeddingProjection.re_searched_positions`).
+(by a second bfloat16 pass that keeps 16 groups, then in float32;
+`EmbeddingProjection.re_searched_positions`).
 
 `--table random` (default) draws the table and the queries from a normal
 distribution: the hardest case for a bfloat16 search, whose best scores lie
@@ -27,7 +28,9 @@ embeddings of two random real tokens, special tokens excluded.
 
 Times are medians over `--repeats` calls after a warm-up call, taken in one
 process with the methods taking turns call by call (the order rotates each
-round), so that a change of machine load reaches every method alike. Peak
+round), so that a change of machine load reaches every method alike; the
+bfloat16 ratios are given from the medians and paired (`_paired`: the median
+of the ratios within each round). Peak
 memory is measured apart: each method runs twice in a fresh subprocess, and
 its peak extra memory is the growth of that process's maximum resident set
 during the calls.
@@ -270,6 +273,68 @@ def time_interleaved(args, vocabulary):
     return results
 
 
+def paired_ratios(results):
+    """The bfloat16 ratios as medians of the ratios within each round of
+    turns (the calls of one round run back to back, so a change of load
+    between rounds cancels): `<ratio>_paired`."""
+    pairs = {
+        "projection_bf16_speedup_vs_projection": ("projection", "projection_bf16"),
+        "projection_bf16_flop_rate_vs_matmul_bf16": ("matmul_bf16", "projection_bf16"),
+        "projection_bf16_inexact_speedup_vs_projection": ("projection", "projection_bf16_inexact"),
+        "projection_bf16_inexact_flop_rate_vs_matmul_bf16": ("matmul_bf16", "projection_bf16_inexact"),
+    }
+    ratios = {}
+    for name, (numerator, denominator) in pairs.items():
+        top, bottom = results[numerator].get("seconds"), results[denominator].get("seconds")
+        if top and bottom:
+            ratios[f"{name}_paired"] = statistics.median(a / b for a, b in zip(top, bottom))
+    return ratios
+
+
+def block_passes(args, vocabulary):
+    """Median seconds of the bare operations on one `[queries, chunk]` block
+    (the first chunk of the table), timed in turns: the bfloat16 and
+    float32 matmuls and single passes over the bfloat16 block, so that the
+    cost of each pass can be read against the matmul's."""
+    import numpy as np
+    import tensorflow as tf
+
+    table, embeddings, _ = inputs(args.queries, args.hidden, vocabulary, args.seed, args.table)
+    # The chunk size rounded down to whole groups of 128 columns.
+    chunk = min(max(128, args.chunk_size // 128 * 128), table.shape[0] // 128 * 128)
+    if chunk == 0:
+        return {"skipped": "the table has fewer than 128 rows"}
+    rows = table[:chunk] / np.linalg.norm(table[:chunk], axis=1, keepdims=True)
+    queries = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    rows_16, queries_16 = tf.cast(rows, tf.bfloat16), tf.cast(queries, tf.bfloat16)
+    rows_32, queries_32 = tf.constant(rows), tf.constant(queries)
+    block = tf.matmul(queries_16, rows_16, transpose_b=True)
+    groups = (args.queries, chunk // 128, 128)
+    mask = tf.constant(np.arange(chunk) < 5)
+    operations = {
+        "matmul_bf16": (lambda a, b: tf.matmul(a, b, transpose_b=True), (queries_16, rows_16)),
+        "matmul_float32": (lambda a, b: tf.matmul(a, b, transpose_b=True), (queries_32, rows_32)),
+        "group_max_bf16": (lambda x: tf.reduce_max(tf.reshape(x, groups), axis=2), (block,)),
+        "group_max_int16_bits": (
+            lambda x: tf.reduce_max(tf.reshape(tf.bitcast(x, tf.int16), groups), axis=2), (block,)),
+        "argmax_bf16": (lambda x: tf.argmax(x, axis=1, output_type=tf.int32), (block,)),
+        "mask_bf16": (lambda x: tf.where(mask[None, :], tf.constant(-np.inf, tf.bfloat16), x), (block,)),
+        "cast_to_float32": (lambda x: tf.cast(x, tf.float32), (block,)),
+        "top_k_5_of_group_maxima": (
+            lambda x: tf.math.top_k(tf.cast(tf.reduce_max(tf.reshape(tf.bitcast(x, tf.int16), groups),
+                                                          axis=2), tf.float32),
+                                    k=min(5, groups[1])), (block,)),
+    }
+    calls = {}
+    for name, (function, arguments) in operations.items():
+        concrete = tf.function(function).get_concrete_function(*arguments)
+        calls[name] = (lambda c, a: lambda: c(*a))(concrete, arguments)
+        calls[name]()
+    times = time_in_turns(calls, max(3 * args.repeats, 11))
+    return {"block": [args.queries, chunk],
+            "median_seconds": {name: statistics.median(t) for name, t in times.items()}}
+
+
 def render_markdown(report):
     """Markdown tables of a saved report: times and memory, then the ratios,
     then the bfloat16 searches' answers."""
@@ -308,8 +373,29 @@ def render_markdown(report):
                 "projection_bf16_memory_vs_projection")]
             lines.append(f"| {vocabulary} | " + " | ".join(
                 "n/a" if c is None else f"{c:.2f}" for c in cells) + " |")
+        lines += ["", "| vocabulary | paired (median of per-round ratios): bf16 exact speed-up | "
+                  "bf16 exact / bf16 matmul rate | bf16 inexact speed-up | bf16 inexact / bf16 matmul rate |",
+                  "| --- | --- | --- | --- | --- |"]
+        for vocabulary, result in report["results"].items():
+            ratios = result["ratios"]
+            cells = [ratios.get(f"{k}_paired") for k in (
+                "projection_bf16_speedup_vs_projection", "projection_bf16_flop_rate_vs_matmul_bf16",
+                "projection_bf16_inexact_speedup_vs_projection",
+                "projection_bf16_inexact_flop_rate_vs_matmul_bf16")]
+            lines.append(f"| {vocabulary} | " + " | ".join(
+                "n/a" if c is None else f"{c:.2f}" for c in cells) + " |")
+        measured = [r["block_passes"] for r in report["results"].values()
+                    if "median_seconds" in r.get("block_passes", {})]
+        names = list(measured[0]["median_seconds"]) if measured else []
+        lines += ["", "| vocabulary | block | " + " | ".join(f"{name} ms" for name in names) + " |",
+                  "| --- | --- |" + " --- |" * len(names)]
+        for vocabulary, result in report["results"].items():
+            passes = result.get("block_passes", {})
+            if "median_seconds" in passes:
+                lines.append(f"| {vocabulary} | {passes['block'][0]} x {passes['block'][1]} | " + " | ".join(
+                    f"{1e3 * seconds:.2f}" for seconds in passes["median_seconds"].values()) + " |")
         lines += ["", "| vocabulary | exact bf16 ids = float32 ids | inexact bf16 answers changed | "
-                  "positions re-searched with 8 candidates | positions re-searched in float32 |",
+                  "positions re-searched in bfloat16 (16 groups) | positions re-searched in float32 |",
                   "| --- | --- | --- | --- | --- |"]
         for vocabulary, result in report["results"].items():
             a = result["answers"]
@@ -380,11 +466,13 @@ def main():
                 ratios[f"{method}_flop_rate_vs_matmul_bf16"] = seconds["matmul_bf16"] / seconds[method]
         if seconds["matmul_bf16"] and seconds["matmul"]:
             ratios["matmul_bf16_speedup_vs_matmul"] = seconds["matmul"] / seconds["matmul_bf16"]
+        ratios.update(paired_ratios(results))
         bf16_memory = results["projection_bf16"].get("peak_extra_memory_bytes")
         if bf16_memory is not None and memory:
             ratios["projection_bf16_memory_vs_projection"] = bf16_memory / memory
         report["results"][str(vocabulary)] = {**results, "ratios": ratios,
-                                              "answers": answers(args, vocabulary)}
+                                              "answers": answers(args, vocabulary),
+                                              "block_passes": block_passes(args, vocabulary)}
     print(json.dumps(report, indent=2))
 
 

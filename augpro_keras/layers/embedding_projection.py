@@ -39,43 +39,87 @@ def _first_maximum_in_groups(scores):
     that one group (its first column with the maximum). Both argmaxes see
     1/`_GROUP` of the block, and ties still go to the lowest column.
     """
-    best, _, group_index, _, within = _group_search(scores)
-    return best, group_index * _GROUP + within
-
-
-def _group_search(scores):
-    """The steps of `_first_maximum_in_groups`: `(best, group_maxima,
-    group_index, winning_group, within)`, which `_best_two_in_groups` reads too."""
     groups = tf.reshape(scores, (tf.shape(scores)[0], -1, _GROUP))
     group_maxima = tf.reduce_max(groups, axis=2)
     group_index = tf.argmax(group_maxima, axis=1, output_type=tf.int32)
     winning_group = tf.gather(groups, group_index, batch_dims=1)
     within = tf.argmax(winning_group, axis=1, output_type=tf.int32)
     best = tf.gather(group_maxima, group_index, batch_dims=1)
-    return best, group_maxima, group_index, winning_group, within
+    return best, group_index * _GROUP + within
 
 
-def _best_two(scores):
-    """Each row's best score, its first column, and the second-best score
-    (the best over the other columns; equal to the best on a tie)."""
-    best, index = _first_maximum(scores)
-    columns = tf.range(tf.shape(scores)[1], dtype=tf.int32)
-    others = tf.where(columns[None, :] == index[:, None], tf.constant(-np.inf, scores.dtype), scores)
-    return best, index, tf.reduce_max(others, axis=1)
+# Columns per sub-group inside a kept group (`_best_two_in_slots`).
+_SUBGROUP = 16
+# Bits of bfloat16 -inf read as int16 (0xFF80).
+_BFLOAT16_MINUS_INF_BITS = -128
 
 
-def _best_two_in_groups(scores):
-    """The same answer as `_best_two` through the group maxima of
-    `_first_maximum_in_groups`: the second best is the larger of the best
-    other group's maximum and the winning group's best other column."""
-    best, group_maxima, group_index, winning_group, within = _group_search(scores)
-    lowest = tf.constant(-np.inf, scores.dtype)
-    group_ids = tf.range(tf.shape(group_maxima)[1], dtype=tf.int32)
-    other_groups = tf.reduce_max(
-        tf.where(group_ids[None, :] == group_index[:, None], lowest, group_maxima), axis=1)
-    other_columns = tf.reduce_max(
-        tf.where(tf.range(_GROUP)[None, :] == within[:, None], lowest, winning_group), axis=1)
-    return best, group_index * _GROUP + within, tf.maximum(other_groups, other_columns)
+def _score_groups(scores, excluded, has_excluded):
+    """A block's scores `[N, C]` as `[N, ceil(C / _GROUP), _GROUP]` groups,
+    -inf in the columns that `excluded` marks and in the padding to a whole
+    group (only blocks of a size that is not a multiple of `_GROUP` pay it)."""
+    pad = -scores.shape[1] % _GROUP
+    if pad:
+        scores = tf.pad(scores, [[0, 0], [0, pad]])
+        excluded = tf.concat([tf.convert_to_tensor(excluded), tf.ones((pad,), tf.bool)], axis=0)
+        has_excluded = True
+    scores = _masked(scores, excluded, has_excluded)
+    return tf.reshape(scores, (-1, scores.shape[1] // _GROUP, _GROUP))
+
+
+def _group_maxima(groups, exact):
+    """Float32 row maxima `[N, G]` of `groups` `[N, G, _GROUP]`.
+
+    TensorFlow's CPU reductions over bfloat16 convert element by element and
+    run several times slower than the bfloat16 matmul's own output rate, so
+    bfloat16 groups are reduced as their int16 bit patterns, which is
+    vectorised. For non-negative numbers the bit patterns are in the order of
+    the values, and every negative bfloat16 reads as a negative int16, so
+    the largest int16 is the largest value whenever the group holds a
+    non-negative score. A group of negative scores only (int16 maximum below
+    zero) has its true maximum where its int16 minimum is (the smallest
+    magnitude): with `exact`, that reduction is paid too; without, such a
+    group gets the upper bound 0, enough for the certificate, which needs
+    upper bounds only. Float32 groups (the "l2" scores) are reduced directly.
+    """
+    if groups.dtype == tf.float32:
+        return tf.reduce_max(groups, axis=2)
+    bits = tf.bitcast(groups, tf.int16)
+    largest = tf.reduce_max(bits, axis=2)
+    if exact:
+        largest = tf.where(largest >= 0, largest, tf.reduce_min(bits, axis=2))
+    values = tf.cast(tf.bitcast(largest, tf.bfloat16), tf.float32)
+    return values if exact else tf.where(largest >= 0, values, 0.0)
+
+
+def _best_two_in_slots(slots):
+    """Each slot's best score, its first column and its second-best score
+    (the best of its other columns; equal to the best on a tie) for float32
+    `slots` `[N, K, _GROUP]`.
+
+    Through `_SUBGROUP`-column sub-groups: their maxima, the first sub-group
+    with the best, and the first column of it; the second best is the larger
+    of the other sub-groups' maxima and the winning sub-group's other
+    columns. Only one reduction sees every column.
+    """
+    shape = tf.shape(slots)
+    subgroups = tf.reshape(slots, (shape[0], shape[1], _GROUP // _SUBGROUP, _SUBGROUP))
+    sub_maxima = tf.reduce_max(subgroups, axis=3)
+    sub_index = tf.argmax(sub_maxima, axis=2, output_type=tf.int32)
+    best = tf.reduce_max(sub_maxima, axis=2)
+    lowest = tf.constant(-np.inf, tf.float32)
+    other_subgroups = tf.reduce_max(tf.where(
+        tf.range(_GROUP // _SUBGROUP)[None, None, :] == sub_index[..., None], lowest, sub_maxima), axis=2)
+    winning = tf.gather(subgroups, sub_index, batch_dims=2)
+    within = tf.argmax(winning, axis=2, output_type=tf.int32)
+    other_columns = tf.reduce_max(tf.where(
+        tf.range(_SUBGROUP)[None, None, :] == within[..., None], lowest, winning), axis=2)
+    return best, sub_index * _SUBGROUP + within, tf.maximum(other_subgroups, other_columns)
+
+
+def _slot_values(groups, group_index):
+    """The groups `group_index` `[N, K]` of `groups` as float32 `[N, K, _GROUP]`."""
+    return tf.cast(tf.gather(groups, group_index, batch_dims=1), tf.float32)
 
 
 def _masked(scores, excluded, has_excluded):
@@ -113,19 +157,23 @@ _FLOAT32_ROUNDING = 2.0**-24
 _FLOAT32_TINY = 2.0**-126
 
 
-def _bfloat16_error_bound(scores, query_norms, row_norm, width, similarity):
-    """An upper bound on `|bfloat16 score - float32 score|` of any row whose
-    bfloat16 score is at most `scores` (per position).
+def _bfloat16_error_bound(scores, query_norms, query_errors, row_norm, width, similarity):
+    """An upper bound on `float32 score - bfloat16 score` of any row whose
+    bfloat16 score is at most `scores` (per position), and on the absolute
+    difference of the two scores of one row.
 
     Derived in docs/method.md ("Projection in bfloat16"). With `u = 2^-8`,
-    `g = H 2^-24 / (1 - H 2^-24)` and `M` the largest row norm (1 for
-    cosine):
+    `g = H 2^-24 / (1 - H 2^-24)`, `Q` the query's norm, `d` the norm of its
+    rounding error `bfloat16(q) - q` (measured, about `0.4 u Q`) and `M`
+    the largest row norm (1 for cosine):
 
-    - cosine, dot: `(2u + u^2 + 2.05 g (1 + u)^2) |q| M + u / (1 - u) |s|`
-      (rounding of both operands, float32 accumulation in both searches,
-      then the bfloat16 output's own rounding, relative to the score);
-    - l2 (`2 q.e - |e|^2`): twice the dot bound at its worst, `|q.e| <= |q| M`,
-      plus the float32 rounding of the subtraction in both searches.
+    - the casts move a score by at most `d M + u Q M + d u M`
+      (Cauchy-Schwarz on `dq.e + q.de + dq.de`, `|de| <= u |e|`);
+    - float32 accumulation in both searches: `2.05 g (1 + u)^2 Q M`;
+    - cosine, dot: the bfloat16 output's own rounding, `u / (1 - u) |s|`;
+    - l2 (`2 q.e - |e|^2`): twice the dot terms, the output rounding at the
+      largest `|q.e|`, plus the float32 rounding of the subtraction in both
+      searches.
 
     Norms are inflated by `(1 + (H + 4) 2^-24)` for their own rounding, and
     a term for values below the smallest normal float32 (flushed to zero)
@@ -136,24 +184,51 @@ def _bfloat16_error_bound(scores, query_norms, row_norm, width, similarity):
     gamma = width * u32 / (1.0 - width * u32)
     slack = 1.0 + (width + 4) * u32
     q = query_norms * slack
+    d = ops.minimum(query_errors * slack, u * q)
     m = row_norm * slack
-    relative = 2 * u + u * u + 2.05 * gamma * (1 + u) ** 2
+    dots = (d + u * q + d * u) * m + 2.05 * gamma * (1 + u) ** 2 * q * m
     output = u / (1 - u)
     tiny = _FLOAT32_TINY * (2.0 * math.sqrt(width) * (q + m) + 2.0 * width)
     magnitude = ops.abs(ops.where(ops.isinf(scores), 0.0, scores))
     if similarity == "l2":
-        bound = 2.0 * (relative + output * (1 + relative)) * q * m + 2.0 * tiny
+        bound = 2.0 * (dots + output * (q * m + dots)) + 2.0 * tiny
         bound = bound + 2.0 * u32 * (2.0 * q * m + m * m) * slack
     else:
-        bound = relative * q * m + output * magnitude + tiny
+        bound = dots + output * magnitude + tiny
     return bound * (1.0 + 2.0**-10) + 4.0 * u32 * magnitude
 
 
+def _query_rounding_errors(queries):
+    """`|bfloat16(q) - q|` of each prepared float32 query `[N, H]` (the
+    difference of a float32 number and its bfloat16 rounding is exact)."""
+    errors = ops.cast(ops.cast(queries, "bfloat16"), "float32") - queries
+    return ops.sqrt(ops.sum(ops.square(errors), axis=-1))
+
+
+def _static_positions(queries):
+    """The static number of positions of `queries` `[N, H]`, which the exact
+    bfloat16 search needs to size its re-search rounds."""
+    if queries.shape[0] is None:
+        raise ValueError(
+            "EmbeddingProjection(search_dtype='bfloat16', exact=True) needs a static number "
+            "of positions (batch size times length) to size its re-search rounds; this call "
+            "has embeddings of shape with unknown batch size or length. Batch with "
+            "`drop_remainder=True` and a fixed length, or use exact=False or "
+            "search_dtype='float32'."
+        )
+    return queries.shape[0]
+
+
+# Groups of `_GROUP` columns whose best columns the first bfloat16 pass keeps
+# and re-scores in float32; the second pass, for positions that the first
+# cannot certify, keeps more.
+_FIRST_GROUPS = 4
+_SECOND_GROUPS = 16
 # The re-searches of uncertified positions take this fraction of the
-# positions per round (at least 8 rows).
-_FALLBACK_ROWS = 1 / 16
-# Rows that the second stage of the exact bfloat16 search re-scores.
-_CANDIDATES = 8
+# positions per round (at least 8 rows): the second bfloat16 pass, then the
+# float32 search.
+_SECOND_ROWS = 1 / 16
+_FLOAT32_ROWS = 1 / 64
 
 _SEARCH_DTYPES = ("float32", "bfloat16")
 
@@ -215,12 +290,13 @@ class EmbeddingProjection(keras.layers.Layer):
 
     `search_dtype="bfloat16"` scores with a bfloat16 matmul (several times
     faster than float32 on CPUs with AMX-BF16 and on TPUs). With `exact=True`
-    (default) the answer is still the float32 search's: each position's best
-    bfloat16 row is re-scored in float32 and certified with an error bound
-    on the bfloat16 scores (docs/method.md, "Projection in bfloat16");
-    positions it cannot certify take the best 8 bfloat16 rows re-scored in
-    float32, and positions still uncertified the float32 search, a fixed
-    number of positions at a time. `re_searched_positions` reports the
+    (default) the answer is still the float32 search's: the bfloat16 pass
+    keeps each position's best columns of its best 4 groups of 128 columns,
+    which are re-scored in float32 and certified with an error bound on the
+    bfloat16 scores (docs/method.md, "Projection in bfloat16"); positions
+    it cannot certify take a bfloat16 pass that keeps 16 groups, and
+    positions still uncertified the float32 search, a fixed number of
+    positions at a time. `re_searched_positions` reports the
     shares. `exact=False` returns the plain bfloat16 answer (ties, at
     bfloat16's resolution, to the lowest id). Without `chunk_size` the
     bfloat16 search holds a bfloat16 copy of the prepared table (half a
@@ -458,138 +534,131 @@ class EmbeddingProjection(keras.layers.Layer):
     def _bfloat16_search(self, queries, embedding_matrix, plan, searched, fallback=True):
         """Ids `[N]` from a bfloat16 search; exact (the float32 answer) by default.
 
-        The bfloat16 pass keeps, for every position, the best row `i` and
-        the second-best bfloat16 score `s2`. Then `i` is re-scored in
-        float32 (`f_i`). Every other row `v` has a bfloat16 score at most
-        `s2`, so its float32 score is at most `s2 + bound(s2)`
-        (`_bfloat16_error_bound`); when `f_i` exceeds that, `i` is the
-        float32 answer (certified). The other positions inside `searched`
-        take `_candidates_search`, and those it cannot certify either the
-        float32 search, `_FALLBACK_ROWS` of the positions at a time. With
-        `fallback=False`, returns which positions each re-search takes
+        The exact search runs `_certified_search` with `_FIRST_GROUPS` kept
+        groups on every position; the positions inside `searched` that it
+        cannot certify take it again with `_SECOND_GROUPS` (`_SECOND_ROWS`
+        of the positions at a time), and those still uncertified the
+        float32 search (`_FLOAT32_ROWS` at a time). With `fallback=False`,
+        returns which positions each re-search takes
         (`re_searched_positions`) instead.
         """
         table = self._bfloat16_table(embedding_matrix, plan)
-        rows_of, squared_norms_of, row_norm = table
+        if not self.exact:
+            return self._bfloat16_argmax(queries, plan, table)
+        _static_positions(queries)
+        token_ids, uncertified = self._certified_search(
+            queries, embedding_matrix, plan, table, _FIRST_GROUPS)
+        first_needed = ops.logical_and(searched, uncertified)
+        token_ids, needed = self._re_search(
+            queries, token_ids, first_needed, _SECOND_ROWS,
+            lambda rows: self._certified_search(rows, embedding_matrix, plan, table, _SECOND_GROUPS))
+        if not fallback:
+            return first_needed, needed
+        return self._re_search(
+            queries, token_ids, needed, _FLOAT32_ROWS,
+            lambda rows: (self._float32_search(rows, embedding_matrix, plan),
+                          ops.zeros((rows.shape[0],), "bool")))[0]
+
+    def _block_groups(self, table, bfloat16_queries, block, start, size, excluded, has_excluded):
+        """One block's bfloat16 scores as groups (`_score_groups`)."""
+        rows_of, squared_norms_of, _ = table
+        squared = None if squared_norms_of is None else squared_norms_of(block, start, size)
+        scores = sim.bfloat16_scores(bfloat16_queries, rows_of(block, start, size),
+                                     self.similarity, squared)
+        return _score_groups(scores, excluded, has_excluded)
+
+    def _bfloat16_argmax(self, queries, plan, table):
+        """Ids `[N]` of the best bfloat16 scores (the inexact search): the
+        exact group maxima, the first group with the best, its first column
+        with it; blocks merge keeping the lower id on ties."""
         bfloat16_queries = ops.cast(queries, "bfloat16")
-        similarity = self.similarity
-        exact = self.exact
 
         def block_search(block, start, size, excluded, has_excluded):
-            squared = None if squared_norms_of is None else squared_norms_of(block, start, size)
-            scores = _masked(sim.bfloat16_scores(bfloat16_queries, rows_of(block, start, size),
-                                                 similarity, squared),
-                             excluded, has_excluded)
-            if not exact:
-                first_maximum = _first_maximum_in_groups if size % _GROUP == 0 else _first_maximum
-                best, index = first_maximum(scores)
-                return ops.cast(best, "float32"), index + ops.cast(start, "int32")
-            best_two = _best_two_in_groups if size % _GROUP == 0 else _best_two
-            best, index, second = best_two(scores)
-            return (ops.cast(best, "float32"), index + ops.cast(start, "int32"),
-                    ops.cast(second, "float32"))
-
-        def merge(state, block):
-            best, index = _merge_best(state[:2], block[:2])
-            if not exact:
-                return best, index
-            # The second best of the union: the loser of the two bests, or
-            # the runner-up of the side whose best won.
-            better = block[0] > state[0]
-            second = ops.where(better, ops.maximum(block[2], state[0]),
-                               ops.maximum(state[2], block[0]))
-            return best, index, second
+            groups = self._block_groups(table, bfloat16_queries, block, start, size,
+                                        excluded, has_excluded)
+            maxima = _group_maxima(groups, exact=True)
+            group_index = tf.argmax(maxima, axis=1, output_type=tf.int32)
+            winning = tf.cast(tf.gather(groups, group_index, batch_dims=1), tf.float32)
+            within = tf.argmax(winning, axis=1, output_type=tf.int32)
+            best = tf.gather(maxima, group_index, batch_dims=1)
+            return best, group_index * _GROUP + within + ops.cast(start, "int32")
 
         num_queries = ops.shape(queries)[0]
         state = (ops.full((num_queries,), -np.inf, dtype="float32"),
                  ops.full((num_queries,), plan[2], dtype="int32"))
-        if exact:
-            state = state + (ops.full((num_queries,), -np.inf, dtype="float32"),)
-        state = self._search(plan, block_search, merge, state)
-        token_ids = state[1]
-        if not exact:
-            return token_ids
+        return self._search(plan, block_search, _merge_best, state)[1]
 
-        second = state[2]
-        bound = _bfloat16_error_bound(second, ops.sqrt(ops.sum(ops.square(queries), axis=-1)),
-                                      row_norm, queries.shape[-1], similarity)
-        rescored = sim.rescore(queries, embedding_matrix, token_ids[:, None], similarity)[:, 0]
-        # A row that no other row approaches (`second` is -inf when only one
-        # token is allowed) is certified as well.
-        certified = ops.logical_or(rescored > second + bound, ops.isinf(second))
-        first_needed = ops.logical_and(searched, ops.logical_not(certified))
-        token_ids, needed = self._re_search(
-            queries, token_ids, first_needed,
-            lambda rows: self._candidates_search(rows, embedding_matrix, plan, table))
-        if not fallback:
-            return first_needed, needed
-        return self._re_search(
-            queries, token_ids, needed,
-            lambda rows: (self._float32_search(rows, embedding_matrix, plan),
-                          ops.zeros((rows.shape[0],), "bool")))[0]
+    def _certified_search(self, queries, embedding_matrix, plan, table, kept_groups):
+        """`(token_ids, uncertified)` of `[R]` positions from one bfloat16 pass
+        that keeps, per position, the best column of each of its best
+        `kept_groups` groups of `_GROUP` columns.
 
-    def _candidates_search(self, queries, embedding_matrix, plan, table):
-        """The second stage: `(token_ids, uncertified)` of `[R]` positions from
-        the best `_CANDIDATES` rows of a bfloat16 search.
-
-        Each block's best `K` bfloat16 scores (`tf.math.top_k`) merge into
-        the position's best `K`; those rows are re-scored in float32 and the
-        best (the lowest id among equal scores) is certified when it beats
-        the `K`-th bfloat16 score plus its error bound, which every other row
-        is below.
+        Each block's group maxima (`_group_maxima`, upper bounds) compete
+        with the kept groups so far (`tf.math.top_k` over `K + G` values);
+        the block's groups that enter are gathered and give their best
+        column, its score and their second-best score
+        (`_best_two_in_slots`). A threshold `t` collects the largest
+        bfloat16 score that no kept column has: the groups that drop out
+        (their maxima) and the second-best scores of the kept groups. So
+        every row that is not a kept column has a bfloat16 score at most
+        `t`, and a float32 score at most `t + bound(t)`
+        (`_bfloat16_error_bound`). The kept columns are re-scored in
+        float32; the best (the lowest id among equal scores) is the float32
+        answer when it beats `t + bound(t)` (certified).
         """
-        rows_of, squared_norms_of, row_norm = table
+        _, _, row_norm = table
         bfloat16_queries = ops.cast(queries, "bfloat16")
-        similarity = self.similarity
-        k = min(_CANDIDATES, min(size for _, size in plan[0]))
+        k = kept_groups
+        vocabulary_size = embedding_matrix.shape[0]
 
         def block_search(block, start, size, excluded, has_excluded):
-            squared = None if squared_norms_of is None else squared_norms_of(block, start, size)
-            scores = _masked(sim.bfloat16_scores(bfloat16_queries, rows_of(block, start, size),
-                                                 similarity, squared),
-                             excluded, has_excluded)
-            values, index = tf.math.top_k(scores, k=k)
-            return ops.cast(values, "float32"), index + ops.cast(start, "int32")
+            groups = self._block_groups(table, bfloat16_queries, block, start, size,
+                                        excluded, has_excluded)
+            return groups, _group_maxima(groups, exact=False), ops.cast(start, "int32")
 
         def merge(state, block):
-            values = ops.concatenate([state[0], block[0]], axis=1)
-            ids = ops.concatenate([state[1], block[1]], axis=1)
-            values, position = tf.math.top_k(values, k=k)
-            return values, tf.gather(ids, position, batch_dims=1)
+            values, ids, threshold = state
+            groups, maxima, start = block
+            top_values, top_index = tf.math.top_k(ops.concatenate([values, maxima], axis=1), k=k + 1)
+            chosen = top_index[:, :k]
+            from_block = chosen >= k
+            group_index = ops.clip(chosen - k, 0, maxima.shape[1] - 1)
+            best, column, second = _best_two_in_slots(_slot_values(groups, group_index))
+            earlier = ops.minimum(chosen, k - 1)
+            values = ops.where(from_block, best, tf.gather(values, earlier, batch_dims=1))
+            block_ids = ops.minimum(start + group_index * _GROUP + column, vocabulary_size - 1)
+            ids = ops.where(from_block, block_ids, tf.gather(ids, earlier, batch_dims=1))
+            dropped = ops.maximum(top_values[:, k], ops.max(ops.where(from_block, second, -np.inf), axis=1))
+            return values, ids, ops.maximum(threshold, dropped)
 
         num_queries = ops.shape(queries)[0]
         state = (ops.full((num_queries, k), -np.inf, dtype="float32"),
-                 ops.full((num_queries, k), plan[2], dtype="int32"))
-        values, ids = self._search(plan, block_search, merge, state)
-        rescored = sim.rescore(queries, embedding_matrix, ids, similarity)
-        rescored = ops.where(ops.isinf(values), -np.inf, rescored)  # excluded placeholders
+                 ops.full((num_queries, k), plan[2], dtype="int32"),
+                 ops.full((num_queries,), -np.inf, dtype="float32"))
+        values, ids, threshold = self._search(plan, block_search, merge, state)
+        rescored = sim.rescore(queries, embedding_matrix, ids, self.similarity)
+        rescored = ops.where(values == -np.inf, -np.inf, rescored)  # excluded, placeholders
         best = tf.reduce_max(rescored, axis=1)
-        token_ids = tf.reduce_min(ops.where(rescored == best[:, None], ids, np.iinfo("int32").max), axis=1)
-        last = values[:, -1]
-        bound = _bfloat16_error_bound(last, ops.sqrt(ops.sum(ops.square(queries), axis=-1)),
-                                      row_norm, queries.shape[-1], similarity)
-        certified = ops.logical_or(best > last + bound, ops.isinf(last))
+        token_ids = tf.reduce_min(
+            ops.where(rescored == best[:, None], ids, np.iinfo("int32").max), axis=1)
+        bound = _bfloat16_error_bound(
+            threshold, ops.sqrt(ops.sum(ops.square(queries), axis=-1)),
+            _query_rounding_errors(queries), row_norm, queries.shape[-1], self.similarity)
+        # A threshold of -inf: every allowed row was kept and re-scored.
+        certified = ops.logical_or(best > threshold + bound, ops.isinf(threshold))
         return token_ids, ops.logical_not(certified)
 
-    def _re_search(self, queries, token_ids, needed, search):
+    def _re_search(self, queries, token_ids, needed, share, search):
         """Searches the positions where `needed` again with `search`.
 
         `search(queries[R, H])` returns `(token_ids[R], still_needed[R])`.
         The needed positions are searched `R` at a time (a static number,
-        `_FALLBACK_ROWS` of the positions), in a loop that runs as many
+        `share` of the positions, at least 8), in a loop that runs as many
         rounds as there are full or partial groups of them: none when no
         position is needed. Returns the updated `(token_ids, needed)`.
         """
-        num_queries = queries.shape[0]
-        if num_queries is None:
-            raise ValueError(
-                "EmbeddingProjection(search_dtype='bfloat16', exact=True) needs a static number "
-                "of positions (batch size times length) to size its re-search rounds; this call "
-                "has embeddings of shape with unknown batch size or length. Batch with "
-                "`drop_remainder=True` and a fixed length, or use exact=False or "
-                "search_dtype='float32'."
-            )
-        rows = min(num_queries, max(8, math.ceil(num_queries * _FALLBACK_ROWS)))
+        num_queries = _static_positions(queries)
+        rows = min(num_queries, max(8, math.ceil(num_queries * share)))
         rounds = math.ceil(num_queries / rows)
         # The needed positions first, in increasing order; the padding to a
         # whole number of rounds repeats position 0, which is either needed
@@ -649,9 +718,10 @@ class EmbeddingProjection(keras.layers.Layer):
         """Which positions the exact bfloat16 search searches again.
 
         Takes the call's arguments and returns a dict of two bool tensors
-        `[B, L]`: "candidates", where the first bfloat16 pass could not
-        certify its best row (these take the top-`_CANDIDATES` bfloat16
-        search), and "float32", where that could not certify either (these
+        `[B, L]`: "candidates", where the first bfloat16 pass (the best
+        columns of `_FIRST_GROUPS` groups) could not certify its answer
+        (these take a second bfloat16 pass that keeps `_SECOND_GROUPS`
+        groups), and "float32", where that could not certify either (these
         take the float32 search). Their means are the shares of those
         searches that a call pays on top of the bfloat16 pass. Needs
         `search_dtype="bfloat16"` and `exact=True`.
