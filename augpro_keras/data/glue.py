@@ -8,13 +8,12 @@ import socket
 import threading
 import urllib.parse
 
-import numpy as np
-
 from augpro_keras.data.examples import TextExamples
 from augpro_keras.data.text_dataset import TextDataset
 from augpro_keras.data.tsv import column_index
 from augpro_keras.data.tsv import field
 from augpro_keras.data.tsv import read_delimited_rows
+from augpro_keras.data.tsv import tsv_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,12 +266,11 @@ def _parse_label(task, raw, path, line_number):
 
 
 def _tsv_dataset(task, split, glue_dir, collect=False):
-    """A split's TSV file as a `TextDataset`: one streaming check, then `tf.data` reads it.
+    """A split's TSV file as a `TextDataset`: one streaming check, then `tf.data` reads it
+    (`tsv_rows`).
 
     With `collect`, the check's pass returns the examples as `TextExamples` instead.
     """
-    import tensorflow as tf
-
     path = os.path.join(os.fspath(glue_dir), task.display_name, task.tsv_file(split))
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -308,20 +306,13 @@ def _tsv_dataset(task, split, glue_dir, collect=False):
     if collect:
         return TextExamples(columns[0], columns[1] if task.is_pair else None, labels,
                             task.label_names)
-    mask = np.zeros(line_numbers[-1] if line_numbers else 0, dtype=bool)
-    mask[np.asarray(line_numbers, dtype=np.int64) - 1] = True
-    keep = tf.constant(mask)
     to_label = _label_mapper(task)
     feature_names = ("texts_a", "texts_b")[:len(text_indices)]
 
-    def element(number, line):
-        line = tf.where(number == 0, tf.strings.regex_replace(line, "^\ufeff", ""), line)
-        fields = tf.strings.split(line, "\t")
-        texts = {key: fields[i] for key, i in zip(feature_names, text_indices)}
-        return texts, to_label(fields[label_index])
+    def element(*columns):
+        return dict(zip(feature_names, columns)), to_label(columns[-1])
 
-    dataset = (tf.data.TextLineDataset(path).take(len(mask)).enumerate()
-               .filter(lambda number, _: keep[number]).map(element))
+    dataset = tsv_rows(path, line_numbers, text_indices + [label_index], element)
     return TextDataset(dataset, len(line_numbers), task.label_names)
 
 

@@ -94,7 +94,12 @@ class TextDataset:
         mask = np.zeros(self.num_examples, dtype=bool)
         mask[indices] = True
         keep = tf.constant(mask)
-        dataset = self.dataset.enumerate().filter(lambda i, _: keep[i]).map(lambda _, e: e)
+
+        def kept(positions, element):  # Vectorized over batches of positions.
+            where = tf.gather(keep, positions)
+            return tf.nest.map_structure(lambda t: tf.boolean_mask(t, where), element)
+
+        dataset = self.dataset.enumerate().batch(1024).map(kept).unbatch()
         return dataclasses.replace(self, dataset=dataset, num_examples=int(mask.sum()))
 
     def take_fraction(self, fraction, seed=0):
@@ -125,7 +130,7 @@ class TextDataset:
 
     @functools.cached_property
     def _label_values(self):
-        column = self.dataset.map(lambda x, y: y).batch(4096)
+        column = self.dataset.batch(4096).map(lambda x, y: y)
         parts = list(column.as_numpy_iterator())
         return np.concatenate(parts) if parts else np.zeros([0])
 
@@ -135,8 +140,9 @@ class TextDataset:
 
     @functools.cached_property
     def _distinct_labels(self):
-        column = self.dataset.map(lambda x, y: tf.cast(y, tf.int64)).unique()
-        return sorted(int(v) for v in column.as_numpy_iterator())
+        batches = self.dataset.batch(4096).map(lambda x, y: tf.unique(tf.cast(y, tf.int64))[0])
+        distinct = batches.unbatch().unique()
+        return sorted(int(v) for v in distinct.as_numpy_iterator())
 
     def distinct_labels(self):
         """The sorted distinct class ids, by `tf.data`'s `unique` over the label column (once)."""
