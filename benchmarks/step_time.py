@@ -107,8 +107,11 @@ def build_pair(name, seed):
 def batch(model, batch_size, length, seed):
     import numpy as np
 
+    from augpro_keras.models import as_distillable
+
+    view = as_distillable(model)  # keras-hub tasks read their sizes through the adapter
     rng = np.random.default_rng(seed)
-    allowed = np.setdiff1d(np.arange(model.vocabulary_size), model.special_token_ids)
+    allowed = np.setdiff1d(np.arange(view.vocabulary_size), view.special_token_ids)
     ids = rng.choice(allowed, size=(batch_size, length)).astype("int32")
     return {"token_ids": ids, "padding_mask": np.ones_like(ids, bool), "segment_ids": np.zeros_like(ids)}, (
         np.arange(batch_size) % 2
@@ -116,14 +119,20 @@ def batch(model, batch_size, length, seed):
 
 
 def encoder_params(model):
+    from augpro_keras.models import as_distillable
+
+    view = as_distillable(model)
     # All weights: the Distiller freezes the teacher, so trainable ones would miss it.
-    return model.count_params() - model.vocabulary_size * model.embedding_dim
+    return model.count_params() - view.vocabulary_size * view.embedding_dim
 
 
 def flops(teacher, student, mode, tokens):
     """Matmul FLOPs of one step: forward 2 * params * tokens, backward twice that."""
+    from augpro_keras.models import as_distillable
+
     forward_t = 2 * encoder_params(teacher) * tokens
     forward_s = 2 * encoder_params(student) * tokens
+    teacher, student = as_distillable(teacher), as_distillable(student)
     train_s = 3 * forward_s
     projection = {
         "augpro_mix": 2 * tokens * teacher.vocabulary_size * teacher.embedding_dim,
@@ -274,7 +283,10 @@ def peer_losses(teacher, student, x, y, temperature):
 def projection_speed(model, tokens, chunk_size, repeats):
     """The projection onto `model`'s vocabulary against a bare matmul of the
     same shape (`[tokens, H] x [H, V]`), timed in turns (see projection.py)."""
-    shape = (tokens, model.embedding_dim, model.vocabulary_size)
+    from augpro_keras.models import as_distillable
+
+    view = as_distillable(model)
+    shape = (tokens, view.embedding_dim, view.vocabulary_size)
     calls = {m: build_call(m, *shape, chunk_size=chunk_size, seed=0) for m in ("matmul", "projection")}
     for call in calls.values():
         call()
@@ -390,13 +402,17 @@ def main():
         for mode in results:
             if mode != "kd":
                 ratios[f"{mode}/kd"] = results[mode]["median_ms"] / results["kd"]["median_ms"]
+    from augpro_keras.models import as_distillable
+
+    views = {"teacher": as_distillable(teacher), "student": as_distillable(student)}
     report = {
         "benchmark": "step_time",
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
         "pair": args.pair,
-        "teacher": {"layers": teacher.num_layers, "width": teacher.embedding_dim, "vocabulary": teacher.vocabulary_size},
-        "student": {"layers": student.num_layers, "width": student.embedding_dim},
+        "teacher": {"layers": views["teacher"].num_layers, "width": views["teacher"].embedding_dim,
+                    "vocabulary": views["teacher"].vocabulary_size},
+        "student": {"layers": views["student"].num_layers, "width": views["student"].embedding_dim},
         "batch": args.batch,
         "length": args.length,
         "jit_compile": parse_variant(variants[0])[1],
