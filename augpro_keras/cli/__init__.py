@@ -1,6 +1,6 @@
 """The `augpro-keras` command line tool and the pieces it is built from.
 
-- `config` / `schema`: every setting, its default (the demo) and validation.
+- `schema` / `config`: every setting declared as pydantic models (defaults are the demo); loading, `--set` overrides and error messages.
 - `strategy`: TPU, then GPUs, then CPU.
 - `inputs`, `modeling`, `training`, `session`: data, models and `fit`.
 - `callbacks`: validation metrics and TensorBoard text summaries.
