@@ -5,9 +5,9 @@ source (TFDS, or the file read line by line) to the batch, tokenized in
 the pipeline; subsets, label names and label checks are `tf.data`
 operations or the loaders' streaming checks, never lists of the whole
 training set. Every dataset here has static shapes (`drop_remainder=True`
-and a fixed sequence length), as XLA and TPUs need. Evaluation sets are padded to whole
-batches with copies of their first example, and the padding rows are cut
-off the predictions, so no example is left out.
+and a fixed sequence length), as XLA and TPUs need. Evaluation sets are
+padded to whole batches with copies of their first example, and the
+padding rows are cut off the predictions, so no example is left out.
 
 Example:
 ```python
