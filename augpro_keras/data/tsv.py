@@ -307,8 +307,9 @@ def text_classification_dataset(
     the header and blank lines filtered out by their line numbers; labels
     are mapped in the pipeline (`label_mapper`).
 
-    A comma separated file is read by `tf.data.Dataset.from_generator` over
-    the same streaming reader as the check: its quoted fields may span lines
+    So is a comma separated file without any `"`. One with quotes is read
+    by `tf.data.Dataset.from_generator` over the same streaming reader as
+    the check: its quoted fields may span lines
     and its quote rules are Python's `csv` module's, which
     `tf.data.experimental.CsvDataset` does not share (blank lines, stray
     quotes); a parser that disagreed with the check would shift labels.
@@ -340,9 +341,10 @@ def text_classification_dataset(
         texts = dict(zip(names, fields))
         return texts if to_label is None else (texts, to_label(fields[-1]))
 
-    if scan.delimiter == "\t":
-        return TextDataset(tsv_rows(path, scan.line_numbers, indices, element), scan.num_examples,
-                           scan.label_names)
+    if scan.delimiter == "\t" or not _has_quotes(path):
+        # Without quotes a row is one line split at its delimiter, as Python's csv reads it.
+        rows = tsv_rows(path, scan.line_numbers, indices, element, delimiter=scan.delimiter)
+        return TextDataset(rows, scan.num_examples, scan.label_names)
 
     def generate():
         rows = read_delimited_rows(path, scan.delimiter)
@@ -356,13 +358,20 @@ def text_classification_dataset(
                        scan.label_names)
 
 
-def tsv_rows(path, line_numbers, indices, to_element, lines_per_batch=1024):
+def _has_quotes(path):
+    """Whether a file holds a `"` anywhere (read in chunks of 1 MiB)."""
+    with open(path, "rb") as f:
+        return any(b'"' in chunk for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+def tsv_rows(path, line_numbers, indices, to_element, lines_per_batch=1024, delimiter="\t"):
     """The rows at `line_numbers` of a tab separated file, read by `tf.data`.
 
     `tf.data.TextLineDataset` reads the file; lines are taken in batches of
     `lines_per_batch` (vectorized: far faster than line by line), the lines
     not in `line_numbers` (1-based: the header, blank lines) are dropped,
-    a leading byte order mark is removed, the fields split at tabs, and
+    a leading byte order mark is removed, the fields split at tabs (or
+    `delimiter`: a comma separated file without quotes), and
     `to_element(*columns)` maps the fields at `indices` (string batches)
     to elements, which are then unbatched.
     """
@@ -376,7 +385,7 @@ def tsv_rows(path, line_numbers, indices, to_element, lines_per_batch=1024):
         kept = tf.gather(keep, numbers)
         numbers, lines = tf.boolean_mask(numbers, kept), tf.boolean_mask(lines, kept)
         lines = tf.where(numbers == 0, tf.strings.regex_replace(lines, "^\ufeff", ""), lines)
-        fields = tf.strings.split(lines, "\t")  # Ragged; every kept row has the columns.
+        fields = tf.strings.split(lines, delimiter)  # Ragged; every kept row has the columns.
         return to_element(*[tf.gather(fields.values, fields.row_starts() + i) for i in indices])
 
     lines = tf.data.TextLineDataset(os.fspath(path)).take(len(mask)).enumerate()

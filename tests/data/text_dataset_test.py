@@ -147,3 +147,16 @@ def test_texts_are_the_corpus_in_the_order_of_the_lists(tmp_path):
     corpus = [t.decode("utf-8") for t in dataset.texts().as_numpy_iterator()]
     assert corpus == examples.texts_a + examples.texts_b == ["one", "three", "two", "four"]
     assert dataset.select([1]).texts_b == ["four"] and dataset.select(range(1)).labels == [0]
+
+
+def test_a_csv_file_without_quotes_is_read_by_text_line_dataset(tmp_path):
+    path = tmp_path / "plain.csv"
+    path.write_text("\ufefftext,label,extra\nfine film,good,1\n,,\nbad film,bad\n")
+    dataset = tsv.text_classification_dataset(str(path), "text", "label")
+    assert b"TextLineDataset" in _graph(dataset.dataset)
+    assert_same(dataset, tsv.load_text_classification_file(str(path), "text", "label"))
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text('text,label\n"fine, really",good\n')
+    dataset = tsv.text_classification_dataset(str(quoted), "text", "label")
+    assert b"TextLineDataset" not in _graph(dataset.dataset)
+    assert_same(dataset, tsv.load_text_classification_file(str(quoted), "text", "label"))
