@@ -16,7 +16,7 @@ Prints one JSON object. For every vocabulary size it times, in one run:
 It also reports, from the same inputs, whether the exact bfloat16 search
 returned the float32 projection's ids, how many answers the inexact one
 changed, and which shares of the positions the exact one searched again
-(by a second bfloat16 pass that keeps 16 groups, then in float32;
+(by a second bfloat16 pass that keeps 16 groups of 16 columns, then in float32;
 `EmbeddingProjection.re_searched_positions`).
 
 `--table random` (default) draws the table and the queries from a normal
@@ -395,7 +395,7 @@ def render_markdown(report):
                 lines.append(f"| {vocabulary} | {passes['block'][0]} x {passes['block'][1]} | " + " | ".join(
                     f"{1e3 * seconds:.2f}" for seconds in passes["median_seconds"].values()) + " |")
         lines += ["", "| vocabulary | exact bf16 ids = float32 ids | inexact bf16 answers changed | "
-                  "positions re-searched in bfloat16 (16 groups) | positions re-searched in float32 |",
+                  "positions re-searched in bfloat16 (16 groups of 16) | positions re-searched in float32 |",
                   "| --- | --- | --- | --- | --- |"]
         for vocabulary, result in report["results"].items():
             a = result["answers"]

@@ -54,21 +54,21 @@ _SUBGROUP = 16
 _BFLOAT16_MINUS_INF_BITS = -128
 
 
-def _score_groups(scores, excluded, has_excluded):
-    """A block's scores `[N, C]` as `[N, ceil(C / _GROUP), _GROUP]` groups,
+def _score_groups(scores, excluded, has_excluded, group=_GROUP):
+    """A block's scores `[N, C]` as `[N, ceil(C / group), group]` groups,
     -inf in the columns that `excluded` marks and in the padding to a whole
-    group (only blocks of a size that is not a multiple of `_GROUP` pay it)."""
-    pad = -scores.shape[1] % _GROUP
+    group (only blocks of a size that is not a multiple of `group` pay it)."""
+    pad = -scores.shape[1] % group
     if pad:
         scores = tf.pad(scores, [[0, 0], [0, pad]])
         excluded = tf.concat([tf.convert_to_tensor(excluded), tf.ones((pad,), tf.bool)], axis=0)
         has_excluded = True
     scores = _masked(scores, excluded, has_excluded)
-    return tf.reshape(scores, (-1, scores.shape[1] // _GROUP, _GROUP))
+    return tf.reshape(scores, (-1, scores.shape[1] // group, group))
 
 
 def _group_maxima(groups, exact):
-    """Float32 row maxima `[N, G]` of `groups` `[N, G, _GROUP]`.
+    """Float32 row maxima `[N, G]` of `groups` `[N, G, group]`.
 
     TensorFlow's CPU reductions over bfloat16 convert element by element and
     run several times slower than the bfloat16 matmul's own output rate, so
@@ -95,30 +95,33 @@ def _group_maxima(groups, exact):
 def _best_two_in_slots(slots):
     """Each slot's best score, its first column and its second-best score
     (the best of its other columns; equal to the best on a tie) for float32
-    `slots` `[N, K, _GROUP]`.
+    `slots` `[N, K, group]`.
 
-    Through `_SUBGROUP`-column sub-groups: their maxima, the first sub-group
-    with the best, and the first column of it; the second best is the larger
-    of the other sub-groups' maxima and the winning sub-group's other
-    columns. Only one reduction sees every column.
+    Through sub-groups of `_SUBGROUP` columns (or the whole group if
+    smaller): their maxima, the first sub-group with the best, and the first
+    column of it; the second best is the larger of the other sub-groups'
+    maxima and the winning sub-group's other columns. Only one reduction
+    sees every column.
     """
     shape = tf.shape(slots)
-    subgroups = tf.reshape(slots, (shape[0], shape[1], _GROUP // _SUBGROUP, _SUBGROUP))
+    group = slots.shape[2]
+    width = min(_SUBGROUP, group)
+    subgroups = tf.reshape(slots, (shape[0], shape[1], group // width, width))
     sub_maxima = tf.reduce_max(subgroups, axis=3)
     sub_index = tf.argmax(sub_maxima, axis=2, output_type=tf.int32)
     best = tf.reduce_max(sub_maxima, axis=2)
     lowest = tf.constant(-np.inf, tf.float32)
     other_subgroups = tf.reduce_max(tf.where(
-        tf.range(_GROUP // _SUBGROUP)[None, None, :] == sub_index[..., None], lowest, sub_maxima), axis=2)
+        tf.range(group // width)[None, None, :] == sub_index[..., None], lowest, sub_maxima), axis=2)
     winning = tf.gather(subgroups, sub_index, batch_dims=2)
     within = tf.argmax(winning, axis=2, output_type=tf.int32)
     other_columns = tf.reduce_max(tf.where(
-        tf.range(_SUBGROUP)[None, None, :] == within[..., None], lowest, winning), axis=2)
-    return best, sub_index * _SUBGROUP + within, tf.maximum(other_subgroups, other_columns)
+        tf.range(width)[None, None, :] == within[..., None], lowest, winning), axis=2)
+    return best, sub_index * width + within, tf.maximum(other_subgroups, other_columns)
 
 
 def _slot_values(groups, group_index):
-    """The groups `group_index` `[N, K]` of `groups` as float32 `[N, K, _GROUP]`."""
+    """The groups `group_index` `[N, K]` of `groups` as float32 `[N, K, group]`."""
     return tf.cast(tf.gather(groups, group_index, batch_dims=1), tf.float32)
 
 
@@ -220,10 +223,13 @@ def _static_positions(queries):
 
 
 # Groups of `_GROUP` columns whose best columns the first bfloat16 pass keeps
-# and re-scores in float32; the second pass, for positions that the first
-# cannot certify, keeps more.
+# and re-scores in float32. The second pass, for positions that the first
+# cannot certify, keeps more, and smaller, groups: the two best rows of a
+# position in one group of 128 (which the first pass cannot tell apart,
+# since the second is its bound) are rarely in one group of 16.
 _FIRST_GROUPS = 4
 _SECOND_GROUPS = 16
+_SECOND_GROUP = 16
 # The re-searches of uncertified positions take this fraction of the
 # positions per round (at least 8 rows): the second bfloat16 pass, then the
 # float32 search.
@@ -294,7 +300,7 @@ class EmbeddingProjection(keras.layers.Layer):
     keeps each position's best columns of its best 4 groups of 128 columns,
     which are re-scored in float32 and certified with an error bound on the
     bfloat16 scores (docs/method.md, "Projection in bfloat16"); positions
-    it cannot certify take a bfloat16 pass that keeps 16 groups, and
+    it cannot certify take a bfloat16 pass that keeps 16 groups of 16, and
     positions still uncertified the float32 search, a fixed number of
     positions at a time. `re_searched_positions` reports the
     shares. `exact=False` returns the plain bfloat16 answer (ties, at
@@ -536,7 +542,8 @@ class EmbeddingProjection(keras.layers.Layer):
 
         The exact search runs `_certified_search` with `_FIRST_GROUPS` kept
         groups on every position; the positions inside `searched` that it
-        cannot certify take it again with `_SECOND_GROUPS` (`_SECOND_ROWS`
+        cannot certify take it again with `_SECOND_GROUPS` groups of
+        `_SECOND_GROUP` columns (`_SECOND_ROWS`
         of the positions at a time), and those still uncertified the
         float32 search (`_FLOAT32_ROWS` at a time). With `fallback=False`,
         returns which positions each re-search takes
@@ -547,11 +554,12 @@ class EmbeddingProjection(keras.layers.Layer):
             return self._bfloat16_argmax(queries, plan, table)
         _static_positions(queries)
         token_ids, uncertified = self._certified_search(
-            queries, embedding_matrix, plan, table, _FIRST_GROUPS)
+            queries, embedding_matrix, plan, table, _FIRST_GROUPS, _GROUP)
         first_needed = ops.logical_and(searched, uncertified)
         token_ids, needed = self._re_search(
             queries, token_ids, first_needed, _SECOND_ROWS,
-            lambda rows: self._certified_search(rows, embedding_matrix, plan, table, _SECOND_GROUPS))
+            lambda rows: self._certified_search(rows, embedding_matrix, plan, table, _SECOND_GROUPS,
+                                                _SECOND_GROUP))
         if not fallback:
             return first_needed, needed
         return self._re_search(
@@ -559,13 +567,14 @@ class EmbeddingProjection(keras.layers.Layer):
             lambda rows: (self._float32_search(rows, embedding_matrix, plan),
                           ops.zeros((rows.shape[0],), "bool")))[0]
 
-    def _block_groups(self, table, bfloat16_queries, block, start, size, excluded, has_excluded):
-        """One block's bfloat16 scores as groups (`_score_groups`)."""
+    def _block_groups(self, table, bfloat16_queries, block, start, size, excluded, has_excluded,
+                      group=_GROUP):
+        """One block's bfloat16 scores as groups of `group` columns (`_score_groups`)."""
         rows_of, squared_norms_of, _ = table
         squared = None if squared_norms_of is None else squared_norms_of(block, start, size)
         scores = sim.bfloat16_scores(bfloat16_queries, rows_of(block, start, size),
                                      self.similarity, squared)
-        return _score_groups(scores, excluded, has_excluded)
+        return _score_groups(scores, excluded, has_excluded, group)
 
     def _bfloat16_argmax(self, queries, plan, table):
         """Ids `[N]` of the best bfloat16 scores (the inexact search): the
@@ -588,10 +597,10 @@ class EmbeddingProjection(keras.layers.Layer):
                  ops.full((num_queries,), plan[2], dtype="int32"))
         return self._search(plan, block_search, _merge_best, state)[1]
 
-    def _certified_search(self, queries, embedding_matrix, plan, table, kept_groups):
+    def _certified_search(self, queries, embedding_matrix, plan, table, kept_groups, group):
         """`(token_ids, uncertified)` of `[R]` positions from one bfloat16 pass
         that keeps, per position, the best column of each of its best
-        `kept_groups` groups of `_GROUP` columns.
+        `kept_groups` groups of `group` columns.
 
         Each block's group maxima (`_group_maxima`, upper bounds) compete
         with the kept groups so far (`tf.math.top_k` over `K + G` values);
@@ -613,7 +622,7 @@ class EmbeddingProjection(keras.layers.Layer):
 
         def block_search(block, start, size, excluded, has_excluded):
             groups = self._block_groups(table, bfloat16_queries, block, start, size,
-                                        excluded, has_excluded)
+                                        excluded, has_excluded, group)
             return groups, _group_maxima(groups, exact=False), ops.cast(start, "int32")
 
         def merge(state, block):
@@ -626,7 +635,7 @@ class EmbeddingProjection(keras.layers.Layer):
             best, column, second = _best_two_in_slots(_slot_values(groups, group_index))
             earlier = ops.minimum(chosen, k - 1)
             values = ops.where(from_block, best, tf.gather(values, earlier, batch_dims=1))
-            block_ids = ops.minimum(start + group_index * _GROUP + column, vocabulary_size - 1)
+            block_ids = ops.minimum(start + group_index * group + column, vocabulary_size - 1)
             ids = ops.where(from_block, block_ids, tf.gather(ids, earlier, batch_dims=1))
             dropped = ops.maximum(top_values[:, k], ops.max(ops.where(from_block, second, -np.inf), axis=1))
             return values, ids, ops.maximum(threshold, dropped)
@@ -721,7 +730,7 @@ class EmbeddingProjection(keras.layers.Layer):
         `[B, L]`: "candidates", where the first bfloat16 pass (the best
         columns of `_FIRST_GROUPS` groups) could not certify its answer
         (these take a second bfloat16 pass that keeps `_SECOND_GROUPS`
-        groups), and "float32", where that could not certify either (these
+        groups of `_SECOND_GROUP` columns), and "float32", where that could not certify either (these
         take the float32 search). Their means are the shares of those
         searches that a call pays on top of the bfloat16 pass. Needs
         `search_dtype="bfloat16"` and `exact=True`.
