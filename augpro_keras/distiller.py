@@ -74,6 +74,11 @@ class Distiller(settings_lib.SettingAttributes, PipelineModel):
     The settings read (and, for the loss settings, replace) the frozen
     `settings` (`augpro_keras.augmentations.DistillationSettings`).
 
+    Call arguments:
+        inputs: a dict of `token_ids`, `padding_mask` (and `segment_ids`), as
+            the student takes them: calling the Distiller runs the student.
+        training: whether the student runs with dropout.
+
     Example:
     ```python
     distiller = augpro_keras.Distiller(
