@@ -10,6 +10,7 @@ from augpro_keras.augmentations.base import DistillationSettings
 from augpro_keras.augmentations.base import StepContext
 from augpro_keras.augmentations.base import available
 from augpro_keras.augmentations.base import get
+from augpro_keras.augmentations.base import get_class
 from augpro_keras.augmentations.fgsm import FGSM
 from augpro_keras.augmentations.fgsm import AugProFGSM
 from augpro_keras.augmentations.mixup import AugProMix
@@ -32,4 +33,5 @@ __all__ = [
     "TMix",
     "available",
     "get",
+    "get_class",
 ]

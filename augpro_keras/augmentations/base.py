@@ -38,6 +38,18 @@ def available():
     return tuple(sorted(_REGISTRY))
 
 
+def get_class(name):
+    """The augmentation class registered under `name` (no instance is built)."""
+    key = name.lower().replace("-", "_").replace("+", "_")
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    close = difflib.get_close_matches(key, available(), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(
+        f"Unknown augmentation {name!r}.{hint} Allowed names: {', '.join(available())}."
+    )
+
+
 def get(identifier):
     """Returns an augmentation from an instance, a name or a config dict."""
     if isinstance(identifier, Augmentation):
@@ -45,14 +57,7 @@ def get(identifier):
     if isinstance(identifier, dict):
         return keras.saving.deserialize_keras_object(identifier)
     if isinstance(identifier, str):
-        key = identifier.lower().replace("-", "_").replace("+", "_")
-        if key in _REGISTRY:
-            return _REGISTRY[key]()
-        close = difflib.get_close_matches(key, available(), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"Unknown augmentation {identifier!r}.{hint} Allowed names: {', '.join(available())}."
-        )
+        return get_class(identifier)()
     raise ValueError(
         "An augmentation must be an `Augmentation` instance, a name or a config "
         f"dict. Received: {identifier!r} of type {type(identifier).__name__}"

@@ -127,7 +127,7 @@ def augmentation_class(kind):
     """The class of a registered augmentation name."""
     from augpro_keras import augmentations  # Deferred: imports TensorFlow.
 
-    return type(augmentations.get(kind))
+    return augmentations.get_class(kind)
 
 
 def build_augmentation(entry):

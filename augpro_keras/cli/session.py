@@ -4,7 +4,7 @@ Example:
 ```python
 with command_session(config, out=print) as session:
     session.info.strategy      # the tf.distribute strategy
-    session.data.train         # TextExamples
+    session.data.train         # TextDataset (strings and labels in tf.data)
     session.tokenizer          # a TextTokenizer
 ```
 """
@@ -214,7 +214,7 @@ def command_session(config, out=print, tokenizer=None, strategy_info=None, data=
     with _dtype_policy(runtime["mixed_precision"]):
         if data is None:
             data = inputs.load_task_data(config)
-        labeled = "unlabeled" if data.distill.labels is None else "labeled"
+        labeled = "labeled" if data.distill.has_labels else "unlabeled"
         out(
             f"Data: {data.name}: {data.train.num_examples} labeled training examples, "
             f"{data.distill.num_examples} {labeled} distillation examples, "
@@ -234,7 +234,8 @@ def command_session(config, out=print, tokenizer=None, strategy_info=None, data=
 
 
 def _corpus(data):
-    texts = list(data.train.texts_a) + list(data.train.texts_b or [])
+    """Every training (and distillation) string as a tf.data dataset, in the order of the lists."""
+    texts = data.train.texts()
     if data.distill is not data.train:
-        texts += list(data.distill.texts_a) + list(data.distill.texts_b or [])
+        texts = texts.concatenate(data.distill.texts())
     return texts

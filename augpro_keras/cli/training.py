@@ -150,7 +150,7 @@ def finetune(session, model, name, examples, section="finetune"):
         session: the command's `Session`.
         model: the classifier.
         name: its row name ("Teacher", "FT student").
-        examples: labeled `TextExamples`.
+        examples: labeled `TextDataset`.
         section: the config section with `epochs`, `steps_per_epoch` and the
             learning rate keys: "finetune" for the teacher, "distill" for
             the FT student (every student trains on the same schedule).
@@ -226,7 +226,7 @@ def distill(session, teacher, student, run):
     """Distils `teacher` into `student` with the run's augmentations."""
     config = session.config
     reseed_dropout([teacher, student], config["seed"])
-    labeled = session.data.distill.labels is not None
+    labeled = session.data.distill.has_labels
     dataset = inputs.train_dataset(session.data.distill, session.tokenizer, config, labeled)
     steps = epoch_steps(dataset, session.data.distill, config, "distill")
     with session.strategy.scope():

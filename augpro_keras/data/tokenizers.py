@@ -323,7 +323,8 @@ def compute_wordpiece_vocabulary(texts, vocabulary_size, lowercase=True):
     so projected sentences read as words.
 
     Args:
-        texts: list of str, the training corpus.
+        texts: list of str or a `tf.data.Dataset` of strings, the training
+            corpus.
         vocabulary_size: int, the largest vocabulary (it stops earlier when
             the corpus has fewer pieces).
         lowercase: whether to lowercase and strip accents (uncased).
@@ -335,12 +336,16 @@ def compute_wordpiece_vocabulary(texts, vocabulary_size, lowercase=True):
 
     if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, int) or vocabulary_size < 10:
         raise ValueError(f"`vocabulary_size` must be an int >= 10. Received: {vocabulary_size!r}")
-    texts = [t for t in texts if t]
-    if not texts:
-        raise ValueError("Cannot compute a WordPiece vocabulary from no text.")
-    dataset = tf.data.Dataset.from_tensor_slices(texts).batch(256)
+    if isinstance(texts, tf.data.Dataset):
+        # A dataset of strings (e.g. `TextDataset.texts()`): streamed, never listed.
+        dataset = texts.filter(lambda t: tf.strings.length(t) > 0)
+    else:
+        texts = [t for t in texts if t]
+        if not texts:
+            raise ValueError("Cannot compute a WordPiece vocabulary from no text.")
+        dataset = tf.data.Dataset.from_tensor_slices(texts)
     return list(keras_hub.tokenizers.compute_word_piece_vocabulary(
-        dataset, vocabulary_size, lowercase=lowercase, strip_accents=lowercase,
+        dataset.batch(256), vocabulary_size, lowercase=lowercase, strip_accents=lowercase,
         reserved_tokens=list(BERT_RESERVED_TOKENS),
     ))
 
