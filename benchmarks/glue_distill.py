@@ -76,8 +76,11 @@ AUGPRO_FGSM = {"type": "augpro_fgsm", "relative_epsilon": 3.0}
 AUGPRO_MIX_END = {"type": "augpro_mix", "special_token_placement": "end"}
 
 #: The students' recipe (the `distill` section), the same for every row and
-#: setting. Provisional until the `--sweep` report chooses it (docs/results.md).
-STUDENT_RECIPE = {"learning_rate": 1e-4, "learning_rate_schedule": "linear", "warmup_steps": 20,
+#: setting, chosen by the `--sweep` of docs/results.md (plain KD on sst2_1k,
+#: linear decay after 20 warmup steps, 200 steps): at 3e-4 the dev curve is
+#: flat from step 75 on; 1e-4 stays at the majority class for 75 steps and
+#: 1e-3 swings by 3 points between epochs.
+STUDENT_RECIPE = {"learning_rate": 3e-4, "learning_rate_schedule": "linear", "warmup_steps": 20,
                   "epochs": 8, "steps_per_epoch": 25}
 #: The teachers' learning rate and schedule (their epochs x steps are per setting).
 TEACHER_RECIPE = {"learning_rate": 5e-5, "learning_rate_schedule": "linear", "warmup_steps": 10}
@@ -356,8 +359,9 @@ def run_setting(setting, args, report, save, sweep_points=None):
         stored.update(current)
         stored["recipe"] = {**stored.get("recipe", {}), "finetune": sections["finetune"]}
         if sweep_points is None:
-            check_same(stored["recipe"].get("distill"), sections["distill"],
-                       f"student recipe for {setting}", args.output)
+            if stored.get("entries"):  # a recipe without finished entries may still change
+                check_same(stored["recipe"].get("distill"), sections["distill"],
+                           f"student recipe for {setting}", args.output)
             stored["recipe"]["distill"] = sections["distill"]
         stored.setdefault("entries", {})
         teacher = Teacher(session, config, stored).get()
