@@ -12,7 +12,10 @@ import numpy as np
 import tensorflow as tf
 
 from augpro_keras import Distiller
-from augpro_keras.data import WordPieceTextTokenizer, train_sentencepiece
+from augpro_keras.data import detokenize
+from augpro_keras.data import special_tokens
+from augpro_keras.data import train_sentencepiece
+from augpro_keras.data import wordpiece_tokenizer
 from augpro_keras.data.preprocessing import make_dataset
 from augpro_keras.models import EncT5Backbone
 from augpro_keras.models import EncT5TextClassifier
@@ -40,7 +43,7 @@ def first_batch(dataset):
 def augpro_sentences(distiller, x, tokenizer):
     outputs = distiller.augment(x)
     return {
-        name: tokenizer.detokenize(output.token_ids.numpy(), skip_special_tokens=True)
+        name: detokenize(tokenizer, output.token_ids.numpy(), skip_special_tokens=True)
         for name, output in outputs.items()
         if output.token_ids is not None
     }
@@ -62,7 +65,7 @@ def test_sentencepiece_with_enct5():
     keras.utils.set_random_seed(0)
     preprocessor = EncT5TextClassifierPreprocessor(EncT5Tokenizer(proto=tokenizer.proto),
                                                    sequence_length=16)
-    backbone = EncT5Backbone(vocabulary_size=tokenizer.vocabulary_size, num_layers=2,
+    backbone = EncT5Backbone(vocabulary_size=tokenizer.vocabulary_size(), num_layers=2,
                              num_heads=2, hidden_dim=16, intermediate_dim=32, dropout=0.0)
     teacher = EncT5TextClassifier(backbone, num_classes=2, preprocessor=preprocessor, dropout=0.0)
     student = student_from_config(teacher, num_layers=1, intermediate_dim=16)
@@ -72,7 +75,7 @@ def test_sentencepiece_with_enct5():
     history = distiller.fit(dataset.take(1), verbose=0).history
     assert all(np.isfinite(v[0]) for v in history.values())
     x, _ = first_batch(distiller.preprocess(dataset))
-    originals = tokenizer.detokenize(x["token_ids"].numpy(), skip_special_tokens=True)
+    originals = detokenize(tokenizer, x["token_ids"].numpy(), skip_special_tokens=True)
     assert SENTENCES[0].startswith(originals[0]) and len(originals[0]) > 10
     check_readable(originals, augpro_sentences(distiller, x, tokenizer), tokenizer)
 
@@ -82,7 +85,7 @@ def test_wordpiece_with_bert(tmp_path):
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
     path = tmp_path / "vocab.txt"
     path.write_text("\n".join(vocab) + "\n")
-    tokenizer = WordPieceTextTokenizer(str(path), lowercase=True)
+    tokenizer = wordpiece_tokenizer(str(path), lowercase=True)
     pairs_a, pairs_b = SENTENCES[:16], SENTENCES[16:]
     dataset = make_dataset(
         pairs_a, pairs_b, LABELS[:16], tokenizer, sequence_length=24, batch_size=8, drop_remainder=True
@@ -92,7 +95,7 @@ def test_wordpiece_with_bert(tmp_path):
     preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
         keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True), sequence_length=24)
     backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=tokenizer.vocabulary_size, num_layers=2, num_heads=2, hidden_dim=16,
+        vocabulary_size=tokenizer.vocabulary_size(), num_layers=2, num_heads=2, hidden_dim=16,
         intermediate_dim=32, max_sequence_length=32, dropout=0.0)
     teacher = keras_hub.models.BertTextClassifier(
         backbone, num_classes=2, preprocessor=preprocessor, dropout=0.0, name="teacher")
@@ -106,10 +109,10 @@ def test_wordpiece_with_bert(tmp_path):
     for a, b in zip(before, teacher.get_weights()):
         np.testing.assert_array_equal(a, b)
     x, _ = first_batch(dataset)
-    originals = tokenizer.detokenize(x["token_ids"].numpy(), skip_special_tokens=True)
+    originals = detokenize(tokenizer, x["token_ids"].numpy(), skip_special_tokens=True)
     check_readable(originals, augpro_sentences(distiller, x, tokenizer), tokenizer)
     # Segment ids of the pair survive the projection: [SEP] stays where it was.
     new_ids = distiller.augment(x)["augpro_mix"].token_ids.numpy()
-    sep = tokenizer.sep_token_id
+    sep = special_tokens(tokenizer).end
     np.testing.assert_array_equal(new_ids[x["token_ids"].numpy() == sep], sep)
     assert tf.reduce_max(x["segment_ids"]) == 1

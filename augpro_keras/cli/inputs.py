@@ -18,6 +18,8 @@ dev, n = eval_dataset(data.validation, tokenizer, config)
 ```
 """
 
+import base64
+import binascii
 import dataclasses
 import json
 import math
@@ -234,7 +236,7 @@ def compute_metrics(task_data, predictions, labels):
 
 # --- tokenizers ---------------------------------------------------------------
 def build_tokenizer(config, texts):
-    """The tokenizer a config names, as the run's keras-hub preprocessor.
+    """The tokenizer a config names: the run's keras-hub preprocessor.
 
     `wordpiece`: a BERT preprocessor on `vocabulary_file`, or on a
     vocabulary computed from `texts`; `preset`: the preprocessor of the
@@ -245,32 +247,48 @@ def build_tokenizer(config, texts):
     if spec["type"] == "wordpiece":
         vocabulary = spec["vocabulary_file"] or tokenizers.compute_wordpiece_vocabulary(
             texts, spec["vocabulary_size"], lowercase=spec["lowercase"])
-        return tokenizers.PreprocessorTextTokenizer(
-            tokenizers.bert_preprocessor(vocabulary, sequence_length, lowercase=spec["lowercase"]))
+        return tokenizers.bert_preprocessor(vocabulary, sequence_length, lowercase=spec["lowercase"])
     return preset_tokenizer(config["teacher"]["checkpoint"] or config["teacher"]["preset"],
                             sequence_length)
 
 
 def preset_tokenizer(preset, sequence_length):
-    """The preprocessor of a keras-hub preset (name or folder) as the run's tokenizer."""
+    """The `TextClassifierPreprocessor` of a keras-hub preset (name or folder)."""
     import keras_hub
 
     from augpro_keras.cli.config import resolve_preset
 
-    preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
+    return keras_hub.models.TextClassifierPreprocessor.from_preset(
         resolve_preset(preset), sequence_length=sequence_length
     )
-    return tokenizers.PreprocessorTextTokenizer(preprocessor)
+
+
+# `tokenizer.json` beside a `.keras` checkpoint (written by earlier versions,
+# whose models take token ids): the class names it used, and the keras-hub
+# tokenizer each becomes. keras-hub keeps vocabularies as preset assets, so a
+# bare tokenizer has no file of its own.
+LEGACY_TOKENIZERS = {
+    "SentencePieceTextTokenizer": lambda proto: tokenizers.sentencepiece_tokenizer(
+        base64.b64decode(proto) if isinstance(proto, str) else proto),
+    "WordPieceTextTokenizer": tokenizers.wordpiece_tokenizer,
+}
 
 
 def save_tokenizer(tokenizer, path):
-    """Writes a tokenizer as JSON: its class name and `get_config()`."""
+    """Writes a bare keras-hub tokenizer as a `tokenizer.json` file (class and config)."""
+    if getattr(tokenizer, "proto", None) is not None:
+        spec = {"class": "SentencePieceTextTokenizer",
+                "config": {"proto": base64.b64encode(tokenizer.proto).decode("ascii")}}
+    else:
+        spec = {"class": "WordPieceTextTokenizer",
+                "config": {"vocabulary": list(tokenizer.get_vocabulary()),
+                           "lowercase": bool(tokenizer.lowercase)}}
     with open(path, "w", encoding="utf-8") as f:
-        json.dump({"class": type(tokenizer).__name__, "config": tokenizer.get_config()}, f)
+        json.dump(spec, f)
 
 
 def load_tokenizer(path):
-    """Reads a tokenizer written by `save_tokenizer`."""
+    """The keras-hub tokenizer of a `tokenizer.json` file (see `save_tokenizer`)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"Tokenizer file not found: {path}. It is written beside every model the "
@@ -287,16 +305,12 @@ def load_tokenizer(path):
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
         raise InputError(f"{path} is not a tokenizer file written by augpro-keras: expected "
                          "a JSON object with `class` and `config`.")
-    classes = {
-        "SentencePieceTextTokenizer": tokenizers.SentencePieceTextTokenizer,
-        "WordPieceTextTokenizer": tokenizers.WordPieceTextTokenizer,
-    }
-    if spec.get("class") not in classes:
+    if spec.get("class") not in LEGACY_TOKENIZERS:
         raise InputError(f"{path}: unknown tokenizer class {spec.get('class')!r}; expected one "
-                         f"of {sorted(classes)}")
+                         f"of {sorted(LEGACY_TOKENIZERS)}")
     try:
-        return classes[spec["class"]].from_config(spec["config"])
-    except (TypeError, ValueError, KeyError) as error:
+        return LEGACY_TOKENIZERS[spec["class"]](**spec["config"])
+    except (TypeError, ValueError, KeyError, binascii.Error) as error:
         raise InputError(f"{path}: the {spec['class']} config cannot be read "
                          f"({type(error).__name__}: {error}); write the file again with "
                          "augpro-keras.") from None

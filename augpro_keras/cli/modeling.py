@@ -21,9 +21,16 @@ student = students.new()
 import keras
 
 from augpro_keras.cli.config import resolve_preset
+from augpro_keras.data.tokenizers import is_preprocessor
+from augpro_keras.data.tokenizers import vocabulary_size
 from augpro_keras.models.keras_hub_students import student_from_config
 from augpro_keras.models.keras_hub_students import student_from_teacher
 from augpro_keras.models.protocol import as_distillable
+
+
+def preprocessor_of(tokenizer):
+    """The run's keras-hub preprocessor, or `None` for a bare tokenizer (models of ids)."""
+    return tokenizer if is_preprocessor(tokenizer) else None
 
 
 def _tiny(section, tokenizer, data, sequence_length, name):
@@ -31,7 +38,7 @@ def _tiny(section, tokenizer, data, sequence_length, name):
     import keras_hub
 
     backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=tokenizer.vocabulary_size,
+        vocabulary_size=vocabulary_size(tokenizer),
         num_layers=section["num_layers"],
         num_heads=section["num_heads"],
         hidden_dim=section["hidden_dim"],
@@ -40,7 +47,7 @@ def _tiny(section, tokenizer, data, sequence_length, name):
         max_sequence_length=sequence_length,
     )
     return keras_hub.models.BertTextClassifier(
-        backbone, num_classes=data.num_classes, preprocessor=tokenizer.preprocessor,
+        backbone, num_classes=data.num_classes, preprocessor=preprocessor_of(tokenizer),
         dropout=section["dropout"], name=name,
     )
 
@@ -67,16 +74,16 @@ def keras_hub_task(preset, data, tokenizer, dropout, dtype, name):
     kwargs = {"dtype": dtype} if dtype else {}
     return keras_hub.models.TextClassifier.from_preset(
         resolve_preset(preset), num_classes=data.num_classes, dropout=dropout,
-        preprocessor=tokenizer.preprocessor, name=name, **kwargs,
+        preprocessor=preprocessor_of(tokenizer), name=name, **kwargs,
     )
 
 
 def check_vocabulary(model, tokenizer, role):
     """Refuses a tokenizer whose ids do not fit the model's embedding table."""
     rows = as_distillable(model, role).vocabulary_size
-    if tokenizer.vocabulary_size > rows:
+    if vocabulary_size(tokenizer) > rows:
         raise ValueError(
-            f"The tokenizer has {tokenizer.vocabulary_size} tokens but the {role}'s embedding "
+            f"The tokenizer has {vocabulary_size(tokenizer)} tokens but the {role}'s embedding "
             f"table has {rows} rows; use the tokenizer the {role} was trained with."
         )
 
@@ -87,7 +94,7 @@ class StudentFactory:
     Args:
         config: the run's config.
         teacher: the (fine-tuned) teacher; BERT students share its vocabulary.
-        tokenizer: the run's tokenizer.
+        tokenizer: the run's keras-hub preprocessor (or bare tokenizer).
         data: the run's `TaskData`.
         strategy: the `tf.distribute.Strategy` whose scope holds the students.
     """

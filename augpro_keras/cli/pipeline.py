@@ -49,6 +49,7 @@ from augpro_keras.cli.inputs import InputError
 from augpro_keras.cli.modeling import StudentFactory
 from augpro_keras.cli.modeling import build_teacher
 from augpro_keras.cli.modeling import check_vocabulary
+from augpro_keras.cli.modeling import preprocessor_of
 from augpro_keras.cli.results import ResultsTable
 from augpro_keras.cli.session import WorkFolder
 from augpro_keras.cli.session import command_session
@@ -122,7 +123,7 @@ def _load_model(session, path, role):
                 import keras_hub
 
                 model = keras_hub.models.TextClassifier.from_preset(
-                    path, preprocessor=getattr(session.tokenizer, "preprocessor", None))
+                    path, preprocessor=preprocessor_of(session.tokenizer))
             else:
                 model = keras.models.load_model(path, compile=False)
     except (ValueError, TypeError, KeyError, OSError) as error:
@@ -428,7 +429,7 @@ def _report(session, table, rows, output_dir, best):
 # --- commands ------------------------------------------------------------------------
 def _keep_tokenizer(session):
     path = session.work.path(TOKENIZER_FILE)
-    if not os.path.isfile(path) and not hasattr(session.tokenizer, "preprocessor"):
+    if not os.path.isfile(path) and preprocessor_of(session.tokenizer) is None:
         inputs.save_tokenizer(session.tokenizer, path)
 
 
@@ -511,7 +512,7 @@ def distill(config, teacher_dir=None, out=print, strategy_info=None, overwrite=F
         best_model = _distill_phase(session, teacher, table)
         with export.StagedOutputs(config["output_dir"]) as staged:
             if (os.path.abspath(teacher_dir) != os.path.abspath(config["output_dir"])
-                    and not hasattr(tokenizer, "preprocessor")):
+                    and preprocessor_of(tokenizer) is None):
                 inputs.save_tokenizer(tokenizer, staged.path(TOKENIZER_FILE))
             best, rows = _stage_results(session, teacher, table, best_model, staged, start)
         work.remove()

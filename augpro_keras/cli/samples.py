@@ -17,6 +17,9 @@ import io
 
 import numpy as np
 
+from augpro_keras.data.tokenizers import detokenize
+from augpro_keras.data.tokenizers import special_tokens
+
 
 @dataclasses.dataclass
 class SampleRow:
@@ -40,22 +43,25 @@ class SampleRow:
 
 
 def readable(tokenizer, token_ids):
-    """Text of one packed row: padding, [CLS] and the last [SEP] dropped.
+    """Text of one packed row (`tokenizer`: keras-hub preprocessor or tokenizer):
+    padding, [CLS] and the last [SEP] dropped.
 
     A separator inside the row (between the texts of a pair, or where
     AugPro-Mix kept a longer partner's tail) shows as ` [SEP] `.
     """
-    ids = [int(i) for i in np.asarray(token_ids).reshape(-1) if int(i) != tokenizer.pad_token_id]
+    specials = special_tokens(tokenizer)
+    ids = [int(i) for i in np.asarray(token_ids).reshape(-1) if int(i) != specials.pad]
     parts, current = [], []
     for i in ids:
-        if i == tokenizer.sep_token_id:
+        if i == specials.end:
             parts.append(current)
             current = []
         else:
             current.append(i)
     if current:
         parts.append(current)
-    texts = [tokenizer.detokenize(part, skip_special_tokens=True) if part else "" for part in parts]
+    texts = [detokenize(tokenizer, part, skip_special_tokens=True) if part else ""
+             for part in parts]
     return " [SEP] ".join(t for t in texts if t) or "(empty)"
 
 
@@ -84,7 +90,7 @@ def augmented_samples(distiller, tokenizer, x, y=None, label_names=None, is_regr
 
     Args:
         distiller: an `augpro_keras.Distiller`.
-        tokenizer: the `TextTokenizer` of the models.
+        tokenizer: the models' keras-hub preprocessor or tokenizer.
         x: dict of numpy inputs (`token_ids`, `padding_mask`, `segment_ids`).
         y: optional labels (FGSM's gradient then includes the label loss).
         label_names: class names for the labels shown.

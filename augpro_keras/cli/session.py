@@ -5,7 +5,7 @@ Example:
 with command_session(config, out=print) as session:
     session.info.strategy      # the tf.distribute strategy
     session.data.train         # TextDataset (strings and labels in tf.data)
-    session.tokenizer          # a TextTokenizer
+    session.tokenizer          # the run's keras-hub preprocessor (or tokenizer)
 ```
 """
 
@@ -21,6 +21,7 @@ import numpy as np
 
 from augpro_keras.cli import inputs
 from augpro_keras.cli.strategy import resolve_strategy
+from augpro_keras.data import tokenizers
 
 
 @dataclasses.dataclass
@@ -31,7 +32,8 @@ class Session:
         config: the validated config.
         info: the `StrategyInfo`.
         data: the `TaskData`.
-        tokenizer: the `TextTokenizer`.
+        tokenizer: the run's keras-hub `TextClassifierPreprocessor`, or the bare
+            keras-hub tokenizer of a `.keras` checkpoint's `tokenizer.json`.
         out: function that prints a line for the user.
         log_root: TensorBoard folder of this command (`None` when disabled).
         work: the `WorkFolder` of a training command (backups, resume).
@@ -224,7 +226,8 @@ def command_session(config, out=print, tokenizer=None, strategy_info=None, data=
             out(f"WARNING: {warning}")
         if tokenizer is None:
             tokenizer = inputs.build_tokenizer(config, _corpus(data))
-        out(f"Tokenizer: {type(tokenizer).__name__}, {tokenizer.vocabulary_size} tokens")
+        out(f"Tokenizer: {type(tokenizer).__name__}, {tokenizers.vocabulary_size(tokenizer)} "
+            "tokens")
         for key in ("batch_size", "eval_batch_size"):
             inputs.check_batch_size(config["data"][key], info.num_replicas, f"data.{key}")
         log_root = None

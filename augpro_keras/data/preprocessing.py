@@ -3,8 +3,10 @@
 import numpy as np
 import tensorflow as tf
 
-from augpro_keras.data.tokenizers import PreprocessorTextTokenizer
-from augpro_keras.data.tokenizers import TextTokenizer
+from augpro_keras.data.tokenizers import copy_tokenizer
+from augpro_keras.data.tokenizers import is_preprocessor
+from augpro_keras.data.tokenizers import keras_hub_tokenizer
+from augpro_keras.data.tokenizers import special_tokens
 
 _TRUNCATE = ("round_robin", "waterfall")
 
@@ -17,9 +19,14 @@ def _check_positive_int(value, name, minimum=1):
 class TextPacker:
     """Turns a text or a text pair into fixed-length model inputs.
 
-    Layout: `[CLS] a [SEP] b [SEP]` for tokenizers with a `cls_token_id`
+    With a keras-hub preprocessor (`TextClassifierPreprocessor`), it packs:
+    every family gets its own layout (`[CLS] a [SEP] b [SEP]` for BERT,
+    `<s> a </s></s> b </s>` for RoBERTa, ...) and its own ids, with its
+    sequence length set to `sequence_length`. With a keras-hub tokenizer the
+    layout is `[CLS] a [SEP] b [SEP]` for tokenizers with a start token
     (BERT WordPiece, or SentencePiece with `[CLS]`/`[SEP]` pieces), else
-    `a </s> b </s>` (T5-style SentencePiece). Segment ids are 0 for the first
+    `a </s> b </s>` (T5-style SentencePiece; keras-hub has no such packer
+    for a bare tokenizer). Segment ids are 0 for the first
     text with its separator (and `[CLS]`), 1 for the second text with its
     separator, 0 at padding. Too long inputs are truncated by
     `keras_hub.layers.MultiSegmentPacker`; `"round_robin"` takes one token at
@@ -28,7 +35,7 @@ class TextPacker:
     Works eagerly and inside `tf.data` / `tf.function`.
 
     Args:
-        tokenizer: a `TextTokenizer`.
+        tokenizer: a keras-hub tokenizer or text-classifier preprocessor.
         sequence_length: int, length of every output row.
         truncate: `"round_robin"` or `"waterfall"` (cut the last text first).
 
@@ -52,29 +59,25 @@ class TextPacker:
     def __init__(self, tokenizer, sequence_length, truncate="round_robin"):
         import keras_hub  # Deferred: importing keras-hub takes seconds.
 
-        if not isinstance(tokenizer, TextTokenizer):
-            raise ValueError(
-                "`tokenizer` must be a TextTokenizer (WordPieceTextTokenizer, "
-                "SentencePieceTextTokenizer or PreprocessorTextTokenizer). Received: "
-                f"{type(tokenizer).__name__}"
-            )
+        keras_hub_tokenizer(tokenizer)  # Refuses anything else.
         _check_positive_int(sequence_length, "sequence_length", minimum=3)
         if truncate not in _TRUNCATE:
             raise ValueError(f"`truncate` must be one of {_TRUNCATE}. Received: {truncate!r}")
         self.tokenizer = tokenizer
         self.sequence_length = int(sequence_length)
         self.truncate = truncate
-        if isinstance(tokenizer, PreprocessorTextTokenizer):
+        self._specials = special_tokens(tokenizer)
+        if is_preprocessor(tokenizer):
             # A keras-hub preprocessor packs in its family's own layout.
-            tokenizer.preprocessor.sequence_length = self.sequence_length
+            tokenizer.sequence_length = self.sequence_length
             self._packer = None
             return
-        start = [] if tokenizer.cls_token_id is None else [tokenizer.cls_token_id]
+        specials = self._specials
         self._packer = keras_hub.layers.MultiSegmentPacker(
             sequence_length=self.sequence_length,
-            start_value=start,
-            end_value=tokenizer.sep_token_id,
-            pad_value=tokenizer.pad_token_id,
+            start_value=[] if specials.start is None else [specials.start],
+            end_value=specials.end,
+            pad_value=specials.pad,
             truncate=truncate,
             _allow_python_workflow=False,
         )
@@ -89,21 +92,21 @@ class TextPacker:
         token_ids = tf.cast(token_ids, tf.int32)
         return {
             "token_ids": token_ids,
-            "padding_mask": tf.not_equal(token_ids, self.tokenizer.pad_token_id),
+            "padding_mask": tf.not_equal(token_ids, self._specials.pad),
             "segment_ids": tf.cast(segment_ids, tf.int32),
         }
 
     def _preprocessor_inputs(self, texts_a, texts_b):
         as_tensor = lambda t: tf.constant(t) if isinstance(t, (str, list, tuple)) else t  # noqa: E731
-        inputs = dict(self.tokenizer.pack(
-            as_tensor(texts_a), None if texts_b is None else as_tensor(texts_b)
-        ))
+        x = as_tensor(texts_a) if texts_b is None else (as_tensor(texts_a), as_tensor(texts_b))
+        # `x=`: a tuple passed alone would be read as `(x, y)`.
+        inputs = dict(self.tokenizer(x=x))
         token_ids = tf.cast(inputs["token_ids"], tf.int32)
         # Families without a padding mask (F-Net, RoFormerV2) or segment ids
         # (DistilBERT, RoBERTa, ...) get them as the other families have them.
         padding_mask = inputs.get("padding_mask")
         if padding_mask is None:
-            padding_mask = tf.not_equal(token_ids, self.tokenizer.pad_token_id)
+            padding_mask = tf.not_equal(token_ids, self._specials.pad)
         segment_ids = inputs.get("segment_ids")
         if segment_ids is None:
             segment_ids = tf.zeros_like(token_ids)
@@ -121,7 +124,15 @@ class TextPacker:
                 f"`{name}` must be a str, a non-empty list of str or a string tensor. "
                 f"Received: {type(texts).__name__}"
             )
-        return self.tokenizer.tokenize(texts)
+        # Traced (tf.data, tf.function): a copy whose TensorFlow ops belong to
+        # this graph, since keras-hub keeps the ops of the first graph it ran in.
+        tokenizer = self.tokenizer if tf.executing_eagerly() else copy_tokenizer(self.tokenizer)
+        token_ids = tokenizer(texts)
+        if isinstance(token_ids, (tf.Tensor, tf.RaggedTensor)):
+            return token_ids
+        # keras-hub's Python path (eager calls): lists or an array of ids.
+        return tf.ragged.constant(token_ids if isinstance(token_ids, list)
+                                  else np.asarray(token_ids).tolist(), dtype=tf.int32)
 
 
 def _labels_array(labels, n):
@@ -163,7 +174,7 @@ def make_dataset(
 
     Elements are `(inputs, labels)`, or `inputs` alone when `labels` is
     `None` (unlabeled distillation data); `inputs` is the dict of
-    `TextPacker`. With a `PreprocessorTextTokenizer` (keras-hub models)
+    `TextPacker`. With a keras-hub preprocessor (keras-hub models)
     the elements hold the batch's raw strings instead, `(texts, labels)` or
     `(texts,)` with `texts` a string batch or a pair of them, which keras-hub
     tasks and the Distiller tokenize themselves. Labels are int32 class ids, or float32 scores when the
@@ -176,7 +187,7 @@ def make_dataset(
         texts_a: list of str.
         texts_b: `None` or a list of str of the same length (text pairs).
         labels: `None` or a list of ints / floats, one per text.
-        tokenizer: a `TextTokenizer`.
+        tokenizer: a keras-hub tokenizer or text-classifier preprocessor.
         sequence_length: int, the length of every row.
         batch_size: int.
         shuffle: whether to shuffle the examples (again every epoch).
@@ -263,9 +274,12 @@ def graph_tokenizer(tokenizer):
     Call it inside a `tf.data` map (or just before an eager use): a
     SentencePiece op created eagerly loses its resource when TensorFlow
     clears its eager caches, which `tf.random.set_seed` and
-    `keras.utils.set_random_seed` do.
+    `keras.utils.set_random_seed` do. A keras-hub preprocessor is returned
+    as it is: keras-hub tasks tokenize in their own pipeline.
     """
-    return type(tokenizer).from_config(tokenizer.get_config())
+    if is_preprocessor(tokenizer):
+        return tokenizer
+    return copy_tokenizer(keras_hub_tokenizer(tokenizer))
 
 
 def _batched(dataset, n, packer, shuffle, seed, batch_size, drop_remainder):
@@ -275,7 +289,7 @@ def _batched(dataset, n, packer, shuffle, seed, batch_size, drop_remainder):
         dataset = dataset.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     static_batch = batch_size if drop_remainder else None
-    if isinstance(tokenizer, PreprocessorTextTokenizer):
+    if is_preprocessor(tokenizer):
         # keras-hub tasks (and the Distiller) tokenize raw strings in their
         # own input pipeline, with the preprocessor set to this length.
         return dataset.map(_as_text_batch).prefetch(tf.data.AUTOTUNE)

@@ -1,314 +1,321 @@
 """Tokenizers: what keras-hub lacks around its own, for the data pipeline and the CLI.
 
 Models carry keras-hub tokenizers and preprocessors (`BertTokenizer`,
-`EncT5Tokenizer`, ...). What stays here is what keras-hub has no function
-for: training a SentencePiece vocabulary on the spot (`train_sentencepiece`,
-the demo) and computing a WordPiece vocabulary with BERT's special tokens
-first (`compute_wordpiece_vocabulary`); and, for `TextPacker` and the command
-line tool, a `TextTokenizer` view of a tokenizer (the ids the packer puts
-around texts, every special id, and a `detokenize` that drops padding and,
-on request, special tokens but keeps `[UNK]` visible, to show projected
-sentences), including the two JSON tokenizers (`WordPieceTextTokenizer`,
-`SentencePieceTextTokenizer`) of `tokenizer.json` files that earlier
-versions wrote beside their `.keras` checkpoints. Each wraps a keras-hub
-tokenizer (TensorFlow path, so it runs inside `tf.data`).
+`EncT5Tokenizer`, ...), and the data pipeline and the command line tool work
+on those objects directly. What stays here is what keras-hub has no function
+for:
+
+- training a SentencePiece vocabulary on the spot (`train_sentencepiece`,
+  the demo) and computing a WordPiece vocabulary with BERT's special tokens
+  first (`compute_wordpiece_vocabulary`);
+- keras-hub tokenizers for a bare WordPiece vocabulary or SentencePiece
+  model with BERT's or T5's special tokens (`wordpiece_tokenizer`,
+  `sentencepiece_tokenizer`: the `tokenizer.json` files that earlier
+  versions wrote beside their `.keras` checkpoints hold those);
+- the role of each special id of any keras-hub tokenizer (`special_tokens`:
+  the ids the packer puts around texts, and every special id; keras-hub's
+  generic tokenizers name none, and the SentencePiece ones keep pad, bos
+  and control pieces in the model proto only);
+- `detokenize`, which drops padding and, on request, the special tokens but
+  keeps `[UNK]` visible and writes special pieces out (keras-hub's own
+  SentencePiece detokenizer decodes them to nothing), to show projected
+  sentences.
 """
 
-import base64
+import dataclasses
 import io
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from augpro_keras.api_export import export
+
+def keras_hub_tokenizer(tokenizer):
+    """The keras-hub tokenizer of a keras-hub tokenizer or preprocessor.
+
+    Raises:
+        ValueError: for anything else, naming what was given.
+    """
+    import keras_hub  # Deferred: importing keras-hub takes seconds.
+
+    if isinstance(tokenizer, keras_hub.models.Preprocessor):
+        tokenizer = getattr(tokenizer, "tokenizer", None)
+    if not isinstance(tokenizer, keras_hub.tokenizers.Tokenizer):
+        raise ValueError(
+            "`tokenizer` must be a keras-hub tokenizer (`keras_hub.tokenizers.Tokenizer`) or "
+            "a keras-hub preprocessor with one (`keras_hub.models.TextClassifierPreprocessor`). "
+            f"Received: {type(tokenizer).__name__}"
+        )
+    return tokenizer
 
 
-class TextTokenizer:
-    """Base class: text to token ids and back.
+def is_preprocessor(tokenizer):
+    """Whether `tokenizer` is a keras-hub preprocessor (it packs texts itself)."""
+    import keras_hub
 
-    Subclasses set `self._layer` (a keras-hub tokenizer) and the special
-    token ids. `tokenize` (also `__call__`) takes:
+    return isinstance(tokenizer, keras_hub.models.Preprocessor)
 
-    - a Python `str`: returns a list of ints;
-    - a list of `str`: returns a list of lists of ints;
-    - a string `tf.Tensor`: inside `tf.data` or a `tf.function`, returns an
-      int32 tensor (scalar input) or `tf.RaggedTensor` (batch); eagerly,
-      Python lists as above.
 
-    Tokenization always runs keras-hub's TensorFlow path, so eager and
-    `tf.data` results are the same.
+def vocabulary_size(tokenizer):
+    """The number of ids of a keras-hub tokenizer or preprocessor."""
+    return int(keras_hub_tokenizer(tokenizer).vocabulary_size())
+
+
+# === Special tokens ===
+@dataclasses.dataclass(frozen=True)
+class SpecialTokens:
+    """The special ids of a tokenizer, by role.
 
     Attributes:
-        vocabulary_size: number of token ids.
-        pad_token_id: id of the padding token.
-        unk_token_id: id of the unknown token.
-        cls_token_id: id put before the first text (`[CLS]`), or `None` when
+        pad: id of the padding token.
+        unk: id of the unknown token, or `None`.
+        start: id put before the first text (`[CLS]`, `<s>`), or `None` when
             texts are packed T5-style (`a </s> b </s>`).
-        sep_token_id: id put after each text (`[SEP]`, or `</s>`).
-        mask_token_id: id of `[MASK]`, or `None`.
-        special_token_ids: sorted tuple of every special id (pad, cls/bos,
-            sep/eos, unk, mask and other control symbols).
+        end: id put after each text (`[SEP]`, or `</s>`).
+        mask: id of `[MASK]` / `<mask>`, or `None`.
+        ids: sorted tuple of every special id (these, keras-hub's
+            `special_token_ids`, SentencePiece's bos and control pieces).
     """
 
-    pad_token_id = None
-    unk_token_id = None
-    cls_token_id = None
-    sep_token_id = None
-    mask_token_id = None
+    pad: int
+    unk: int | None
+    start: int | None
+    end: int
+    mask: int | None
+    ids: tuple
 
-    @property
-    def vocabulary_size(self):
-        return len(self._vocabulary)
 
-    @property
-    def special_token_ids(self):
-        return tuple(sorted(self._special_token_ids))
+def _first_id(tokenizer, index, attributes, tokens):
+    for name in attributes:
+        value = getattr(tokenizer, name, None)
+        if value is not None:
+            return int(value)
+    return next((index[t] for t in tokens if t in index), None)
 
-    @property
-    def keras_hub_tokenizer(self):
-        """The wrapped keras-hub tokenizer layer."""
-        return self._layer
 
-    def get_vocabulary(self):
-        """List of the token strings, indexed by id."""
-        return list(self._vocabulary)
+def special_tokens(tokenizer):
+    """The `SpecialTokens` of a keras-hub tokenizer or preprocessor.
 
-    def id_to_token(self, token_id):
-        """The token string of an id."""
-        self._check_ids(np.asarray([token_id]))
-        return self._vocabulary[int(token_id)]
+    Model tokenizers (`BertTokenizer`, `T5Tokenizer`, ...) name their
+    special tokens; generic ones are read from the vocabulary (`[PAD]`,
+    `[CLS]`, `[SEP]`, ...) and, for SentencePiece, from the model proto
+    (pad, unk, bos, eos and control pieces). A SentencePiece model with
+    `[CLS]` and `[SEP]` pieces packs BERT-style, one without T5-style.
 
-    def token_to_id(self, token):
-        """The id of a token string (an error when it is not in the vocabulary)."""
-        if token not in self._token_ids:
-            raise ValueError(f"Token {token!r} is not in the vocabulary.")
-        return self._token_ids[token]
-
-    def tokenize(self, texts):
-        """Token ids of a text or a batch of texts (see the class docstring)."""
-        if isinstance(texts, (list, tuple, np.ndarray)):
-            texts = list(texts.tolist() if isinstance(texts, np.ndarray) else texts)
-            if not all(isinstance(t, (str, bytes)) for t in texts):
-                raise ValueError(
-                    "`texts` must be a str, a list of str or a string tensor. "
-                    f"Received a list holding {sorted({type(t).__name__ for t in texts})}."
-                )
-            if not texts:
-                return []
-        elif isinstance(texts, (tf.Tensor, tf.RaggedTensor)):
-            if texts.dtype != tf.string:
-                raise ValueError(
-                    f"`texts` must be a string tensor. Received dtype {texts.dtype.name}."
-                )
-        elif not isinstance(texts, str):
-            raise ValueError(
-                "`texts` must be a str, a list of str or a string tensor. "
-                f"Received: {type(texts).__name__}"
-            )
-        texts = tf.constant(texts) if isinstance(texts, (str, list)) else texts
-        try:
-            token_ids = self._layer(texts)
-        except tf.errors.NotFoundError:
-            # `tf.random.set_seed` (and `keras.utils.set_random_seed`) clear
-            # TensorFlow's eager caches, which frees the resource of an op
-            # created eagerly (SentencePiece's). Build the layer again.
-            self._layer = type(self).from_config(self.get_config())._layer
-            token_ids = self._layer(texts)
-        if not tf.executing_eagerly() and isinstance(token_ids, (tf.Tensor, tf.RaggedTensor)):
-            return token_ids  # Inside tf.data / tf.function.
-        return _to_python(token_ids)
-
-    __call__ = tokenize
-
-    def detokenize(self, token_ids, skip_special_tokens=False):
-        """Readable text from token ids; padding is always dropped.
-
-        Args:
-            token_ids: ids of one sequence (`[L]`: list, numpy array or
-                eager tensor) or of a batch (`[B, L]`, or a list of lists).
-            skip_special_tokens: also drop the special tokens ([CLS], [SEP],
-                `</s>`, [MASK], ...) except the unknown token, which stays
-                visible.
-
-        Returns:
-            A str for one sequence, a list of str for a batch.
-        """
-        if isinstance(token_ids, (tf.Tensor, tf.RaggedTensor)):
-            token_ids = _to_python(token_ids)
-        if isinstance(token_ids, np.ndarray):
-            token_ids = token_ids.tolist()
-        if isinstance(token_ids, (int, np.integer)):
-            raise ValueError("`token_ids` must be a sequence of ids, not a single id.")
-        token_ids = list(token_ids)
-        if token_ids and isinstance(token_ids[0], (list, tuple, np.ndarray)):
-            return [self.detokenize(row, skip_special_tokens) for row in token_ids]
-        ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
-        self._check_ids(ids)
-        dropped = {self.pad_token_id}
-        if skip_special_tokens:
-            dropped |= set(self._special_token_ids) - {self.unk_token_id}
-        return self._ids_to_text([int(i) for i in ids if int(i) not in dropped])
-
-    def _check_ids(self, ids):
-        bad = ids[(ids < 0) | (ids >= self.vocabulary_size)]
-        if bad.size:
-            raise ValueError(
-                f"Token ids must be in [0, {self.vocabulary_size}). "
-                f"Received out-of-range ids: {sorted(set(bad.tolist()))[:10]}"
-            )
-
-    def _ids_to_text(self, ids):
-        raise NotImplementedError
-
-    def get_config(self):
-        raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        return (
-            f"{type(self).__name__}(vocabulary_size={self.vocabulary_size}, "
-            f"pad={self.pad_token_id}, cls={self.cls_token_id}, sep={self.sep_token_id})"
+    Raises:
+        ValueError: when the tokenizer has no padding token or no token to
+            close a text with.
+    """
+    tokenizer = keras_hub_tokenizer(tokenizer)
+    vocabulary = tokenizer.get_vocabulary()
+    index = {}
+    for i, token in enumerate(vocabulary):
+        index.setdefault(token, i)
+    ids = {int(i) for i in tokenizer.special_token_ids if i is not None}
+    proto = {}
+    if getattr(tokenizer, "proto", None) is not None:
+        sp = _sentencepiece_processor(tokenizer.proto)
+        proto = {name: getattr(sp, f"{name}_id")() for name in ("pad", "unk", "bos", "eos")}
+        proto = {name: int(i) for name, i in proto.items() if i >= 0}
+        ids |= set(proto.values()) | {i for i in range(sp.get_piece_size()) if sp.is_control(i)}
+    pad = _first_id(tokenizer, index, ("pad_token_id",), ("[PAD]", "<pad>"))
+    pad = proto.get("pad", pad) if pad is None else pad
+    unk = _first_id(tokenizer, index, ("unk_token_id",), ("[UNK]", "<unk>"))
+    unk = proto.get("unk", unk) if unk is None else unk
+    start = _first_id(tokenizer, index, ("cls_token_id", "start_token_id"), ("[CLS]",))
+    end = _first_id(tokenizer, index, ("sep_token_id", "end_token_id"), ("[SEP]",))
+    if end is None:
+        end = proto.get("eos", index.get("</s>"))
+    mask = _first_id(tokenizer, index, ("mask_token_id",), ("[MASK]", "<mask>"))
+    if pad is None:
+        raise ValueError(
+            f"The {type(tokenizer).__name__} has no padding token ([PAD], <pad>, or a "
+            "SentencePiece pad piece); padding needs one. Train SentencePiece models with "
+            "`pad_id=0` (as `train_sentencepiece` does)."
         )
+    if end is None:
+        raise ValueError(
+            f"The {type(tokenizer).__name__} has neither a [SEP] token nor an end of "
+            "sentence token (</s>); texts cannot be packed."
+        )
+    ids |= {i for i in (pad, unk, start, end, mask) if i is not None}
+    return SpecialTokens(pad, unk, start, end, mask, tuple(sorted(ids)))
 
 
-@export
-class WordPieceTextTokenizer(TextTokenizer):
-    """BERT's WordPiece tokenizer from a vocabulary.
+# === Readable text ===
+def detokenize(tokenizer, token_ids, skip_special_tokens=False):
+    """Readable text from token ids; padding is always dropped.
 
-    Wraps `keras_hub.tokenizers.WordPieceTokenizer`. With `lowercase=True`
+    Args:
+        tokenizer: a keras-hub tokenizer or preprocessor.
+        token_ids: ids of one sequence (`[L]`: list, numpy array or eager
+            tensor) or of a batch (`[B, L]`, or a list of lists).
+        skip_special_tokens: also drop the special tokens ([CLS], [SEP],
+            `</s>`, [MASK], ...) except the unknown token, which stays
+            visible.
+
+    Returns:
+        A str for one sequence, a list of str for a batch.
+
+    Example:
+    ```python
+    tokenizer = wordpiece_tokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "man"])
+    detokenize(tokenizer, [2, 4, 5, 3, 0])  # '[CLS] a man [SEP]'
+    detokenize(tokenizer, [2, 4, 5, 3, 0], skip_special_tokens=True)  # 'a man'
+    ```
+    """
+    tokenizer = keras_hub_tokenizer(tokenizer)
+    return _detokenize(tokenizer, special_tokens(tokenizer), token_ids, skip_special_tokens)
+
+
+def _detokenize(tokenizer, specials, token_ids, skip_special_tokens):
+    if isinstance(token_ids, (tf.Tensor, tf.RaggedTensor)):
+        token_ids = token_ids.to_list() if isinstance(token_ids, tf.RaggedTensor) else token_ids.numpy()
+    if isinstance(token_ids, np.ndarray):
+        token_ids = token_ids.tolist()
+    if isinstance(token_ids, (int, np.integer)):
+        raise ValueError("`token_ids` must be a sequence of ids, not a single id.")
+    token_ids = list(token_ids)
+    if token_ids and isinstance(token_ids[0], (list, tuple, np.ndarray)):
+        return [_detokenize(tokenizer, specials, row, skip_special_tokens) for row in token_ids]
+    ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
+    size = tokenizer.vocabulary_size()
+    bad = ids[(ids < 0) | (ids >= size)]
+    if bad.size:
+        raise ValueError(
+            f"Token ids must be in [0, {size}). "
+            f"Received out-of-range ids: {sorted(set(bad.tolist()))[:10]}"
+        )
+    shown = set(specials.ids) - {specials.unk}
+    # Runs of ordinary ids decode with keras-hub; special ids (which its
+    # SentencePiece detokenizer decodes to nothing) are written as their token.
+    words, run = [], []
+    for i in (int(i) for i in ids if int(i) != specials.pad):
+        if i in shown:
+            words.append(_decode(tokenizer, run))
+            run = []
+            if not skip_special_tokens:
+                words.append(tokenizer.id_to_token(i))
+        else:
+            run.append(i)
+    words.append(_decode(tokenizer, run))
+    return " ".join(w for w in words if w)
+
+
+def _decode(tokenizer, ids):
+    if not ids:
+        return ""
+    text = tokenizer.detokenize(ids)
+    text = text.numpy() if hasattr(text, "numpy") else text
+    text = text.item() if isinstance(text, np.ndarray) else text
+    return (text.decode("utf-8") if isinstance(text, bytes) else str(text)).strip()
+
+
+# === Tokenizers keras-hub builds only from a preset ===
+def wordpiece_tokenizer(vocabulary, lowercase=True):
+    """A keras-hub WordPiece tokenizer on a BERT vocabulary.
+
+    `keras_hub.tokenizers.WordPieceTokenizer` with `[UNK]` for unknown
+    words and BERT's special tokens kept whole. With `lowercase=True`
     (uncased BERT models) texts are lowercased and accents stripped, as
     BERT's own tokenizer does. The vocabulary must contain `[PAD]`, `[UNK]`,
-    `[CLS]` and `[SEP]`; `[MASK]` is used when present. Texts are packed as
-    `[CLS] a [SEP] b [SEP]`.
+    `[CLS]` and `[SEP]`; `[MASK]` is used when present.
 
     Args:
         vocabulary: list of token strings (id = position), or the path of a
             BERT `vocab.txt` (one token per line).
         lowercase: whether to lowercase and strip accents (uncased models).
 
+    Returns:
+        A `keras_hub.tokenizers.WordPieceTokenizer`.
+
     Example:
     ```python
-    tokenizer = WordPieceTextTokenizer("model/vocab.txt", lowercase=True)
-    ids = tokenizer.tokenize("The movie was great!")
-    tokenizer.detokenize(ids)  # 'the movie was great !'
+    tokenizer = wordpiece_tokenizer("model/vocab.txt", lowercase=True)
+    detokenize(tokenizer, tokenizer("The movie was great!"))  # 'the movie was great !'
     ```
     """
+    import keras_hub
 
-    def __init__(self, vocabulary, lowercase=True):
-        import keras_hub  # Deferred: importing keras-hub takes seconds.
-
-        if isinstance(vocabulary, (str, os.PathLike)):
-            vocabulary = read_vocabulary_file(vocabulary)
-        vocabulary = list(vocabulary)
-        if not vocabulary or not all(isinstance(t, str) for t in vocabulary):
-            raise ValueError("`vocabulary` must be a non-empty list of str or a vocab file path.")
-        token_ids = {}
-        for i, token in enumerate(vocabulary):
-            token_ids.setdefault(token, i)
-        missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]") if t not in token_ids]
-        if missing:
-            raise ValueError(
-                f"The WordPiece vocabulary lacks the special tokens {missing}; "
-                "it must contain [PAD], [UNK], [CLS] and [SEP] (and may contain [MASK])."
-            )
-        self._vocabulary = vocabulary
-        self._token_ids = token_ids
-        self.lowercase = bool(lowercase)
-        self.pad_token_id = token_ids["[PAD]"]
-        self.unk_token_id = token_ids["[UNK]"]
-        self.cls_token_id = token_ids["[CLS]"]
-        self.sep_token_id = token_ids["[SEP]"]
-        self.mask_token_id = token_ids.get("[MASK]")
-        specials = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]") if t in token_ids]
-        self._special_token_ids = {token_ids[t] for t in specials}
-        self._layer = keras_hub.tokenizers.WordPieceTokenizer(
-            vocabulary=vocabulary,
-            lowercase=self.lowercase,
-            strip_accents=self.lowercase,
-            oov_token="[UNK]",
-            special_tokens=specials,
-            _allow_python_workflow=False,
+    if isinstance(vocabulary, (str, os.PathLike)):
+        vocabulary = read_vocabulary_file(vocabulary)
+    vocabulary = list(vocabulary)
+    if not vocabulary or not all(isinstance(t, str) for t in vocabulary):
+        raise ValueError("`vocabulary` must be a non-empty list of str or a vocab file path.")
+    missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]") if t not in vocabulary]
+    if missing:
+        raise ValueError(
+            f"The WordPiece vocabulary lacks the special tokens {missing}; "
+            "it must contain [PAD], [UNK], [CLS] and [SEP] (and may contain [MASK])."
         )
+    return keras_hub.tokenizers.WordPieceTokenizer(
+        vocabulary=vocabulary,
+        lowercase=bool(lowercase),
+        strip_accents=bool(lowercase),
+        oov_token="[UNK]",
+        special_tokens=[t for t in BERT_RESERVED_TOKENS if t in vocabulary],
+    )
 
-    def _ids_to_text(self, ids):
-        text = " ".join(self._vocabulary[i] for i in ids)
-        return text.replace(" ##", "")
 
-    def get_config(self):
-        return {"vocabulary": list(self._vocabulary), "lowercase": self.lowercase}
-
-
-class PreprocessorTextTokenizer(TextTokenizer):
-    """A keras-hub text-classifier preprocessor as a `TextTokenizer`.
-
-    For keras-hub teachers the task's own preprocessor (tokenizer and
-    packer) is the tokenizer of a run: `TextPacker` then packs with it, so
-    every family gets its own layout (`[CLS] a [SEP] b [SEP]` for BERT,
-    `<s> a </s></s> b </s>` for RoBERTa, ...) and its own ids (XLM-RoBERTa
-    shifts SentencePiece ids by one). It has no JSON form: it lives in the
-    preset folders that keras-hub writes.
+def sentencepiece_tokenizer(proto):
+    """A keras-hub SentencePiece tokenizer of a model with a pad piece.
 
     Args:
-        preprocessor: a `keras_hub.models.TextClassifierPreprocessor`.
+        proto: the serialized model (`bytes`) or the path of a `.model`
+            file.
+
+    Returns:
+        A `keras_hub.tokenizers.SentencePieceTokenizer`; `special_tokens`
+        reads its roles (BERT-style packing when the model has `[CLS]` and
+        `[SEP]` pieces, T5-style otherwise).
 
     Example:
     ```python
-    preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
-        "bert_tiny_en_uncased", sequence_length=64)
-    tokenizer = PreprocessorTextTokenizer(preprocessor)
-    tokenizer.detokenize(tokenizer.tokenize("A great movie."))
+    tokenizer = sentencepiece_tokenizer("spiece.model")
+    detokenize(tokenizer, tokenizer("A man plays a flute."))
     ```
     """
+    import keras_hub
 
-    def __init__(self, preprocessor):
-        tokenizer = getattr(preprocessor, "tokenizer", None)
-        if tokenizer is None:
-            raise ValueError(
-                "`preprocessor` must be a keras-hub preprocessor with a tokenizer. "
-                f"Received: {type(preprocessor).__name__}"
-            )
-        self.preprocessor = preprocessor
-        self._layer = tokenizer
-        self._vocabulary = list(tokenizer.get_vocabulary())
-        self._token_ids = {}
-        for i, token in enumerate(self._vocabulary):
-            self._token_ids.setdefault(token, i)
-        self.pad_token_id = tokenizer.pad_token_id
-        self.unk_token_id = getattr(tokenizer, "unk_token_id", None)
-        if self.unk_token_id is None:
-            self.unk_token_id = next(
-                (self._token_ids[t] for t in ("[UNK]", "<unk>") if t in self._token_ids), None
-            )
-        self.cls_token_id = getattr(tokenizer, "start_token_id", None)
-        self.sep_token_id = getattr(tokenizer, "end_token_id", None)
-        self.mask_token_id = getattr(tokenizer, "mask_token_id", None)
-        ids = {self.pad_token_id, self.unk_token_id, self.cls_token_id, self.sep_token_id,
-               self.mask_token_id, *tokenizer.special_token_ids}
-        self._special_token_ids = {int(i) for i in ids if i is not None}
+    if isinstance(proto, (str, os.PathLike)):
+        path = os.fspath(proto)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"SentencePiece model file not found: {path}")
+        with open(path, "rb") as f:
+            proto = f.read()
+    if not isinstance(proto, (bytes, bytearray)):
+        raise ValueError(
+            "`proto` must be the serialized SentencePiece model (bytes) or a "
+            f"path to a .model file. Received: {type(proto).__name__}"
+        )
+    tokenizer = keras_hub.tokenizers.SentencePieceTokenizer(proto=bytes(proto))
+    vocabulary = tokenizer.get_vocabulary()
+    if "[CLS]" in vocabulary and "[SEP]" not in vocabulary:
+        raise ValueError("The SentencePiece model has a [CLS] piece but no [SEP] piece.")
+    special_tokens(tokenizer)  # Refuses a model without a pad or an end piece.
+    return tokenizer
 
-    @property
-    def sequence_length(self):
-        return self.preprocessor.sequence_length
 
-    def pack(self, texts_a, texts_b=None):
-        """The preprocessor's model inputs of texts (or text pairs)."""
-        x = texts_a if texts_b is None else (texts_a, texts_b)
-        # `x=`: a tuple passed alone would be read as `(x, y)`.
-        return self.preprocessor(x=x)
+def copy_tokenizer(tokenizer):
+    """A new keras-hub tokenizer with the same vocabulary, whose ops are created anew.
 
-    def _ids_to_text(self, ids):
-        text = self._layer.detokenize(ids)
-        text = text.numpy() if hasattr(text, "numpy") else text
-        return text.decode("utf-8") if isinstance(text, bytes) else str(text)
+    keras-hub's `get_config` leaves the vocabulary out (it is saved as an
+    asset), so the copy gets it back from the original.
+    """
+    config = tokenizer.get_config()
+    if getattr(tokenizer, "proto", None) is not None:
+        config["proto"] = tokenizer.proto
+    else:
+        config["vocabulary"] = tokenizer.get_vocabulary()
+    return type(tokenizer).from_config(config)
 
-    def get_config(self):
-        # Not JSON: the same preprocessor object, so that `from_config`
-        # (used to make graph-local copies of other tokenizers) returns it.
-        return {"preprocessor": self.preprocessor}
+
+def _sentencepiece_processor(proto):
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor()
+    processor.LoadFromSerializedProto(proto)
+    return processor
 
 
 BERT_RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -360,17 +367,6 @@ def bert_preprocessor(vocabulary, sequence_length, lowercase=True):
     return keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=sequence_length)
 
 
-def _to_python(token_ids):
-    """Ids as Python ints in (nested) lists."""
-    if isinstance(token_ids, tf.RaggedTensor):
-        return token_ids.to_list()
-    if isinstance(token_ids, (tf.Tensor, np.ndarray, np.integer)):
-        return np.asarray(token_ids).tolist()
-    if isinstance(token_ids, int):
-        return token_ids
-    return [_to_python(row) for row in token_ids]
-
-
 def read_vocabulary_file(path):
     """Reads a WordPiece vocabulary file: one token per line, id = line index."""
     path = os.fspath(path)
@@ -378,116 +374,6 @@ def read_vocabulary_file(path):
         raise FileNotFoundError(f"Vocabulary file not found: {path}")
     with open(path, encoding="utf-8") as f:
         return [line.rstrip("\r\n") for line in f]
-
-
-def _sentencepiece_processor(proto):
-    import sentencepiece
-
-    processor = sentencepiece.SentencePieceProcessor()
-    processor.LoadFromSerializedProto(proto)
-    return processor
-
-
-@export
-class SentencePieceTextTokenizer(TextTokenizer):
-    """A SentencePiece tokenizer (T5 and similar models, or one trained here).
-
-    Wraps `keras_hub.tokenizers.SentencePieceTokenizer`. The model must have
-    a pad piece. When it holds `[CLS]` and `[SEP]` pieces (as
-    `train_sentencepiece` adds by default), texts are packed BERT-style as
-    `[CLS] a [SEP] b [SEP]`; otherwise T5-style as `a </s> b </s>` (the end
-    of sentence piece closes each text). `[MASK]` or `<mask>` is the mask
-    token when present. Special ids: pad, unk, bos, eos, cls, sep, mask and
-    every other control piece.
-
-    Args:
-        proto: the serialized model (`bytes`) or the path of a `.model`
-            file.
-
-    Example:
-    ```python
-    tokenizer = SentencePieceTextTokenizer("spiece.model")
-    tokenizer.detokenize(tokenizer.tokenize("A man plays a flute."))
-    ```
-    """
-
-    def __init__(self, proto):
-        import keras_hub  # Deferred: importing keras-hub takes seconds.
-
-        if isinstance(proto, (str, os.PathLike)):
-            path = os.fspath(proto)
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"SentencePiece model file not found: {path}")
-            with open(path, "rb") as f:
-                proto = f.read()
-        if not isinstance(proto, (bytes, bytearray)):
-            raise ValueError(
-                "`proto` must be the serialized SentencePiece model (bytes) or a "
-                f"path to a .model file. Received: {type(proto).__name__}"
-            )
-        self.proto = bytes(proto)
-        sp = _sentencepiece_processor(self.proto)
-        self._processor = sp
-        self._vocabulary = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
-        self._token_ids = {piece: i for i, piece in enumerate(self._vocabulary)}
-
-        def optional_id(value):
-            return None if value < 0 else int(value)
-
-        if sp.pad_id() < 0:
-            raise ValueError(
-                "The SentencePiece model has no pad piece (pad_id=-1); padding needs "
-                "one. Train it with `pad_id=0` (as `train_sentencepiece` does)."
-            )
-        self.pad_token_id = int(sp.pad_id())
-        self.unk_token_id = int(sp.unk_id())
-        self.bos_token_id = optional_id(sp.bos_id())
-        self.eos_token_id = optional_id(sp.eos_id())
-        self.cls_token_id = self._token_ids.get("[CLS]")
-        self.sep_token_id = self._token_ids.get("[SEP]", self.eos_token_id)
-        if self.cls_token_id is not None and "[SEP]" not in self._token_ids:
-            raise ValueError("The SentencePiece model has a [CLS] piece but no [SEP] piece.")
-        if self.sep_token_id is None:
-            raise ValueError(
-                "The SentencePiece model has neither a [SEP] piece nor an end of "
-                "sentence piece (eos_id=-1); texts cannot be packed."
-            )
-        self.mask_token_id = self._token_ids.get("[MASK]", self._token_ids.get("<mask>"))
-        ids = {
-            self.pad_token_id, self.unk_token_id, self.bos_token_id, self.eos_token_id,
-            self.cls_token_id, self.sep_token_id, self.mask_token_id,
-        }
-        ids |= {i for i in range(len(self._vocabulary)) if sp.is_control(i)}
-        self._special_token_ids = {i for i in ids if i is not None}
-        self._layer = keras_hub.tokenizers.SentencePieceTokenizer(
-            proto=self.proto, _allow_python_workflow=False
-        )
-
-    def _ids_to_text(self, ids):
-        # Runs of ordinary pieces decode with SentencePiece; special pieces
-        # (which it would decode to nothing) are written as their piece.
-        words, run = [], []
-        for i in ids:
-            if i in self._special_token_ids and i != self.unk_token_id:
-                if run:
-                    words.append(self._processor.decode(run).strip())
-                    run = []
-                words.append(self._vocabulary[i])
-            else:
-                run.append(i)
-        if run:
-            words.append(self._processor.decode(run).strip())
-        return " ".join(w for w in words if w)
-
-    def get_config(self):
-        return {"proto": base64.b64encode(self.proto).decode("ascii")}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("proto"), str):
-            config["proto"] = base64.b64decode(config["proto"])
-        return cls(**config)
 
 
 def train_sentencepiece(
@@ -516,7 +402,7 @@ def train_sentencepiece(
             vocabulary (SentencePiece's default is 1,000,000).
 
     Returns:
-        A `SentencePieceTextTokenizer`.
+        A `keras_hub.tokenizers.SentencePieceTokenizer`.
 
     Example:
     ```python
@@ -561,4 +447,4 @@ def train_sentencepiece(
     if seed_sentencepiece_size is not None:
         options["seed_sentencepiece_size"] = int(seed_sentencepiece_size)
     sentencepiece.SentencePieceTrainer.train(**options)
-    return SentencePieceTextTokenizer(model.getvalue())
+    return sentencepiece_tokenizer(model.getvalue())

@@ -1,10 +1,12 @@
 """Data of a run: sources, subsets, the unlabeled setting, padding, metrics."""
 
+import keras_hub
 import numpy as np
 import pytest
 
 from augpro_keras.cli import config as config_lib
 from augpro_keras.cli import inputs
+from augpro_keras.data import TextExamples
 
 
 def _write(path, rows):
@@ -86,7 +88,7 @@ def test_eval_dataset_pads_to_whole_batches():
     batches = [texts for (texts,) in dataset]
     assert n == 20 and [b.shape for b in batches] == [(16,), (16,)]
     assert batches[1].dtype == "string"
-    assert tokenizer.pack(batches[0])["token_ids"].shape == (16, 12)
+    assert tokenizer(x=batches[0])["token_ids"].shape == (16, 12)
     with pytest.raises(ValueError, match="divisible by the 3 replicas"):
         inputs.check_batch_size(32, 3, "data.batch_size")
 
@@ -96,12 +98,49 @@ def test_computed_wordpiece_vocabulary_is_the_same_again_and_saves_with_the_mode
     data = inputs.load_task_data(config)
     tokenizer = inputs.build_tokenizer(config, data.train.texts_a)
     again = inputs.build_tokenizer(config, data.train.texts_a)  # as a resumed run does
-    assert again.get_vocabulary() == tokenizer.get_vocabulary()
-    assert tokenizer.get_vocabulary()[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    assert "skelda" in tokenizer.get_vocabulary()  # Whole words for the demo.
+    assert isinstance(tokenizer, keras_hub.models.BertTextClassifierPreprocessor)
+    vocabulary = tokenizer.tokenizer.get_vocabulary()
+    assert again.tokenizer.get_vocabulary() == vocabulary
+    assert vocabulary[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert "skelda" in vocabulary  # Whole words for the demo.
     text = data.validation.texts_a[0]
     from augpro_keras.cli.modeling import build_teacher
 
     build_teacher(config, tokenizer, data).save_to_preset(str(tmp_path))
     reloaded = inputs.preset_tokenizer(str(tmp_path), config["data"]["sequence_length"])
-    assert reloaded.tokenize(text) == tokenizer.tokenize(text)
+    np.testing.assert_array_equal(reloaded.tokenizer(text), tokenizer.tokenizer(text))
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "sentencepiece"])
+def test_legacy_tokenizer_json_loads_as_a_keras_hub_tokenizer(tmp_path, kind):
+    """`tokenizer.json` files of `.keras` checkpoints: a WordPiece vocabulary and
+    lowercase flag, or a SentencePiece proto, become keras-hub tokenizers."""
+    import base64
+    import json
+
+    from augpro_keras.data import special_tokens
+    from augpro_keras.data import train_sentencepiece
+
+    path = tmp_path / "tokenizer.json"
+    texts = ["the kettle works well", "a bad kettle", "the lamp broke"] * 4
+    if kind == "wordpiece":
+        vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "kettle", "works"]
+        spec = {"class": "WordPieceTextTokenizer",
+                "config": {"vocabulary": vocabulary, "lowercase": True}}
+        expected = keras_hub.tokenizers.WordPieceTokenizer
+    else:
+        proto = train_sentencepiece(texts, vocabulary_size=30, model_type="word").proto
+        spec = {"class": "SentencePieceTextTokenizer",
+                "config": {"proto": base64.b64encode(proto).decode("ascii")}}
+        expected = keras_hub.tokenizers.SentencePieceTokenizer
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    tokenizer = inputs.load_tokenizer(str(path))
+    assert isinstance(tokenizer, expected)
+    assert special_tokens(tokenizer).pad == 0
+    again_path = tmp_path / "again.json"
+    inputs.save_tokenizer(tokenizer, str(again_path))
+    assert json.loads(again_path.read_text(encoding="utf-8")) == spec
+    again = inputs.load_tokenizer(str(again_path))
+    np.testing.assert_array_equal(again("The kettle works"), tokenizer("The kettle works"))
+    packed = inputs.pack(TextExamples(["the kettle works"], None, [0]), tokenizer, 8)
+    assert packed["token_ids"].shape == (1, 8) and packed["token_ids"][0, -1] == 0

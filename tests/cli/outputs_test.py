@@ -9,6 +9,7 @@ import pytest
 from augpro_keras.cli import export
 from augpro_keras.cli import samples
 from augpro_keras.cli.results import ResultsTable
+from augpro_keras.data import special_tokens
 from augpro_keras.data import train_sentencepiece
 
 
@@ -34,10 +35,11 @@ def tokenizer():
 
 
 def test_readable_drops_padding_and_shows_inner_separators(tokenizer):
-    ids = tokenizer.tokenize("the kettle works well")
-    cls, sep, pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
+    ids = np.asarray(tokenizer("the kettle works well")).tolist()
+    specials = special_tokens(tokenizer)
+    cls, sep, pad = specials.start, specials.end, specials.pad
     assert samples.readable(tokenizer, [cls, *ids, sep, pad, pad]) == "the kettle works well"
-    pair = [cls, *ids, sep, *tokenizer.tokenize("a bad kettle"), sep, pad]
+    pair = [cls, *ids, sep, *np.asarray(tokenizer("a bad kettle")).tolist(), sep, pad]
     assert samples.readable(tokenizer, np.asarray(pair)) == "the kettle works well [SEP] a bad kettle"
 
 

@@ -1,6 +1,8 @@
-"""Small tokenizers shared by the data tests."""
+"""Small tokenizers shared by the data tests (keras-hub tokenizers)."""
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 CORPUS = [
     "a man is playing a flute .",
@@ -36,6 +38,16 @@ def wordpiece_vocab_file(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def wordpiece_tokenizer(wordpiece_vocab_file):
-    from augpro_keras.data import WordPieceTextTokenizer
+    from augpro_keras.data import wordpiece_tokenizer
 
-    return WordPieceTextTokenizer(wordpiece_vocab_file, lowercase=True)
+    return wordpiece_tokenizer(wordpiece_vocab_file, lowercase=True)
+
+
+def token_ids(tokenizer, texts):
+    """A keras-hub tokenizer's ids of a text (list of ints) or texts (lists of ints)."""
+    ids = tokenizer(texts)
+    if isinstance(ids, tf.RaggedTensor):
+        return ids.to_list()
+    if isinstance(ids, list):
+        return [np.asarray(row).tolist() for row in ids]
+    return np.asarray(ids).tolist()

@@ -121,7 +121,7 @@ def test_subsets_are_the_examples_that_lists_give_for_a_seed():
 
 def test_batches_are_those_of_make_dataset_for_a_seed():
     vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a"]
-    tokenizer = tokenizers.PreprocessorTextTokenizer(tokenizers.bert_preprocessor(vocabulary, 16))
+    tokenizer = tokenizers.bert_preprocessor(vocabulary, 16)
     examples = splits.take_fraction(demo.load_demo("train"), 0.5, 5)
     dataset = demo.demo_dataset("train").take_fraction(0.5, 5)
 
