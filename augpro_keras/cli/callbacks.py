@@ -122,7 +122,7 @@ class ProjectedSentences(keras.callbacks.Callback):
     Args:
         x: dict of numpy inputs of the sample sentences (a fixed batch).
         y: their labels, or `None`.
-        tokenizer: the models' `TextTokenizer`.
+        tokenizer: the models' keras-hub preprocessor or tokenizer.
         log_dir: folder of the summary file.
         every_n_steps: steps between two summaries.
         label_names: class names, or `None`.
