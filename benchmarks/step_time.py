@@ -21,7 +21,21 @@ Comparisons, each timed in turns with the rest in the same run:
   compares the distillation terms on the same logits: ours, theirs with
   the `KLDivergence()` instance, and theirs with the default string
   `"kl_divergence"`, which resolves to the plain function on logits and so
-  skips the softmax and the `T^2` of its own KL branch.
+  skips the softmax and the `T^2` of its own KL branch. With `--peer` the
+  run also times our KD step with its input checks left out (the
+  `_input_checks` hook of that one instance returns none: a measurement of
+  what the checks cost, not an option of the Distiller).
+- `--parts`: the pieces of a KD step per policy of `--variants`, in turns:
+  the teacher's forward pass, the student's forward and backward pass, and
+  Adam's update of the student's weights.
+
+Every step is timed twice: wall-clock milliseconds and the CPU milliseconds
+of the process (`time.process_time`, all threads). On a machine loaded by
+other work the CPU time is the steadier measure of a step's own work.
+
+`--projection-search-dtype auto` (the default) runs the projections'
+similarity search in bfloat16 (exact: the float32 answer) under a
+`mixed_bfloat16` variant and in float32 otherwise.
 
 Model pairs (`--pair`):
 - `enct5`: the paper's proportions, random weights: EncT5 teacher with 24
@@ -35,11 +49,12 @@ Usage:
     python benchmarks/step_time.py --pair enct5 --batch 2 --steps 3
     python benchmarks/step_time.py --pair minilm --batch 32 --length 64 --steps 5
     python benchmarks/step_time.py --pair minilm --batch 16 --length 64 --steps 6 \
-        --modes kd augpro_mix --variants float32 mixed_bfloat16 float32+xla --peer
+        --modes kd augpro_mix --variants float32 mixed_bfloat16 float32+xla --peer --parts
     python benchmarks/step_time.py --markdown docs/benchmarks/step_time_enct5.json
 """
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -160,14 +175,15 @@ class StepTimer:
     def __init__(self):
         import keras
 
-        times = self.times = []
+        times, cpu = self.times, self.cpu = [], []
 
         class Timer(keras.callbacks.Callback):
             def on_train_batch_begin(self, batch, logs=None):
-                self.start = time.perf_counter()
+                self.start = time.perf_counter(), time.process_time()
 
             def on_train_batch_end(self, batch, logs=None):
-                times.append(time.perf_counter() - self.start)
+                times.append(time.perf_counter() - self.start[0])
+                cpu.append(time.process_time() - self.start[1])
 
         self.callback = Timer()
 
@@ -184,6 +200,7 @@ def parse_variant(variant):
 
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 PEER = "keras.distillation kd"
+UNCHECKED = "kd without input checks"
 
 
 def time_runs(runs, x, y, warmup, steps):
@@ -204,9 +221,18 @@ def time_runs(runs, x, y, warmup, steps):
                        callbacks=[timers[name].callback])
     return {
         name: {"median_ms": 1000 * statistics.median(timers[name].times),
-               "ms": [1000 * t for t in timers[name].times]}
+               "ms": [1000 * t for t in timers[name].times],
+               "median_cpu_ms": 1000 * statistics.median(timers[name].cpu),
+               "cpu_ms": [1000 * t for t in timers[name].cpu]}
         for name in runs
     }
+
+
+def search_dtype(choice, policy):
+    """The projections' search dtype of a variant (`auto`: bfloat16 under mixed_bfloat16)."""
+    if choice == "auto":
+        return "bfloat16" if policy == "mixed_bfloat16" else "float32"
+    return choice
 
 
 def build_runs(args, variants, modes):
@@ -229,10 +255,11 @@ def build_runs(args, variants, modes):
             keras.mixed_precision.set_global_policy(policy)
             teacher, student = pairs[variant] = build_pair(args.pair, args.seed)
             for mode in modes:
-                distiller = Distiller(teacher, student, augmentations=MODES[mode], seed=0,
-                                      projection_chunk_size=args.chunk_size,
-                                      temperature=args.temperature,
-                                      teacher_dropout=not args.peer)
+                distiller = Distiller(
+                    teacher, student, augmentations=MODES[mode], seed=0,
+                    projection_chunk_size=args.chunk_size, temperature=args.temperature,
+                    projection_search_dtype=search_dtype(args.projection_search_dtype, policy),
+                    teacher_dropout=not args.peer)
                 distiller.compile(optimizer="adam", jit_compile=xla)
                 runs[(variant, mode)] = distiller
         if args.peer:
@@ -247,6 +274,11 @@ def build_runs(args, variants, modes):
                          jit_compile=parse_variant(variants[0])[1])
             runs[(variants[0], PEER)] = peer
             pairs[PEER] = (teacher, student)
+            unchecked = Distiller(teacher, student, seed=0, temperature=args.temperature,
+                                  teacher_dropout=False)
+            unchecked._input_checks = lambda x, y, in_pipeline=False: []
+            unchecked.compile(optimizer="adam", jit_compile=parse_variant(variants[0])[1])
+            runs[(variants[0], UNCHECKED)] = unchecked
     finally:
         keras.mixed_precision.set_global_policy(previous)
     return runs, pairs
@@ -278,6 +310,52 @@ def peer_losses(teacher, student, x, y, temperature):
         "ours_total": ce + ours,
         "keras_total": 0.5 * ce + 0.5 * theirs,
     }
+
+
+def kd_parts(pairs, variants, x, y, repeats):
+    """Milliseconds (wall and CPU) of the pieces of a KD step per policy, in turns:
+    the teacher's forward pass, the student's forward and backward pass (sum of
+    its float32 logits) and Adam's update of the student's weights."""
+    import keras
+    import tensorflow as tf
+
+    x = {k: tf.constant(v) for k, v in x.items()}
+    calls = {}
+    for variant in variants:
+        policy, xla = parse_variant(variant)
+        if xla or any(policy == name.split()[0] for name in calls):
+            continue
+        teacher, student = pairs[variant]
+        weights = student.trainable_variables
+
+        forward_backward = tf.function(functools.partial(_forward_backward, student, x))
+        gradients = [tf.zeros_like(w) if g is None else tf.convert_to_tensor(g)
+                     for g, w in zip(forward_backward(), weights)]
+        optimizer = keras.optimizers.Adam()
+        optimizer.build(weights)
+        calls[f"{policy} teacher forward"] = tf.function(functools.partial(teacher, x, training=False))
+        calls[f"{policy} student forward+backward"] = forward_backward
+        calls[f"{policy} adam update"] = tf.function(
+            functools.partial(optimizer.apply_gradients, list(zip(gradients, weights))))
+    for call in calls.values():
+        call()
+    wall, cpu = {n: [] for n in calls}, {n: [] for n in calls}
+    for name in in_turns(calls, repeats):
+        start = time.perf_counter(), time.process_time()
+        calls[name]()
+        wall[name].append(time.perf_counter() - start[0])
+        cpu[name].append(time.process_time() - start[1])
+    return {n: {"median_ms": 1000 * statistics.median(wall[n]),
+                "median_cpu_ms": 1000 * statistics.median(cpu[n])} for n in calls}
+
+
+def _forward_backward(student, x):
+    """Gradients of the sum of `student`'s float32 logits on `x` (dropout on)."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.cast(student(x, training=True), "float32"))
+    return tape.gradient(loss, student.trainable_variables)
 
 
 def projection_speed(model, tokens, chunk_size, repeats):
@@ -321,6 +399,15 @@ def render_markdown(report):
                          + " | " + " | ".join(f"{variants[v][mode]['speedup_vs_baseline']:.2f}"
                                               for v in list(variants)[1:]) + " |")
         lines.append(f"\nSpeed-up: {baseline} median / variant median, per mode.")
+        if "median_cpu_ms" in report["results"]["kd"]:
+            lines += ["", "| mode | " + " | ".join(f"{v} median CPU ms" for v in variants) + " | "
+                      + " | ".join(f"{v} CPU speed-up" for v in list(variants)[1:]) + " |",
+                      "| --- " * (2 * len(variants)) + "|"]
+            for mode in report["results"]:
+                lines.append(
+                    f"| {mode} | " + " | ".join(f"{variants[v][mode]['median_cpu_ms']:.0f}" for v in variants)
+                    + " | " + " | ".join(f"{variants[v][mode]['cpu_speedup_vs_baseline']:.2f}"
+                                         for v in list(variants)[1:]) + " |")
     peer = report.get("peer")
     if peer:
         losses = peer["losses"]
@@ -329,7 +416,16 @@ def render_markdown(report):
                   + ", ".join(f"{ms:.0f}" for ms in report["results"]["kd"]["ms"]) + " |",
                   f"| keras.distillation.Distiller | {peer['median_ms']:.0f} | "
                   + ", ".join(f"{ms:.0f}" for ms in peer["ms"]) + " |",
-                  "", f"Ours / Keras: {peer['ours_over_keras']:.2f}.", "",
+                  "", f"Ours / Keras: {peer['ours_over_keras']:.2f}.", ""]
+        if "ours_over_keras_cpu" in peer:
+            unchecked = peer["ours_without_input_checks"]
+            lines[-1:-1] = [
+                f"Median CPU ms: ours {report['results']['kd']['median_cpu_ms']:.0f}, Keras "
+                f"{peer['median_cpu_ms']:.0f} (ours / Keras {peer['ours_over_keras_cpu']:.2f}), ours "
+                f"without input checks {unchecked['median_cpu_ms']:.0f} (wall "
+                f"{unchecked['median_ms']:.0f}: " + ", ".join(f"{ms:.0f}" for ms in unchecked["ms"])
+                + ")."]
+        lines += [
                   "| loss on the same logits (T = %g) | value |" % losses["temperature"], "| --- | --- |",
                   f"| ours: T^2 KL | {losses['ours_distillation']:.6f} |",
                   f"| Keras, LogitsDistillation(loss=KLDivergence()) | {losses['keras_kl_divergence_instance']:.6f} |",
@@ -337,6 +433,10 @@ def render_markdown(report):
                   f"| student CE | {losses['student_cross_entropy']:.6f} |",
                   f"| ours total, CE + d | {losses['ours_total']:.6f} |",
                   f"| Keras total, 0.5 CE + 0.5 d | {losses['keras_total']:.6f} |"]
+    parts = report.get("kd_parts")
+    if parts:
+        lines += ["", "| piece of a KD step | median ms | median CPU ms |", "| --- | --- | --- |"]
+        lines += [f"| {n} | {r['median_ms']:.0f} | {r['median_cpu_ms']:.0f} |" for n, r in parts.items()]
     speed = report.get("projection_vs_matmul")
     if speed:
         shape = speed["shape"]
@@ -363,6 +463,10 @@ def main():
                         help="also time keras.distillation.Distiller's KD step (implies "
                              "teacher_dropout=False for ours)")
     parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--projection-search-dtype", choices=("auto", "float32", "bfloat16"),
+                        default="auto", help="auto: bfloat16 under mixed_bfloat16, else float32")
+    parser.add_argument("--parts", action="store_true",
+                        help="also time the pieces of a KD step per policy")
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="vocabulary rows per projection chunk (default: the whole table)")
     parser.add_argument("--seed", type=int, default=0)
@@ -419,6 +523,8 @@ def main():
         "policy": parse_variant(variants[0])[0],
         "teacher_dropout": not args.peer,
         "projection_chunk_size": args.chunk_size,
+        "projection_search_dtype": {v: search_dtype(args.projection_search_dtype,
+                                                    parse_variant(v)[0]) for v in variants},
         "results": results,
         "ratios": ratios,
     }
@@ -426,7 +532,9 @@ def main():
         report["variants"] = {
             variant: {mode: {**timings[names[(variant, mode)]],
                              "speedup_vs_baseline": results[mode]["median_ms"]
-                             / timings[names[(variant, mode)]]["median_ms"]}
+                             / timings[names[(variant, mode)]]["median_ms"],
+                             "cpu_speedup_vs_baseline": results[mode]["median_cpu_ms"]
+                             / timings[names[(variant, mode)]]["median_cpu_ms"]}
                       for mode in args.modes}
             for variant in variants
         }
@@ -436,8 +544,12 @@ def main():
             **peer_timing,
             "ours_kd_median_ms": results["kd"]["median_ms"],
             "ours_over_keras": results["kd"]["median_ms"] / peer_timing["median_ms"],
+            "ours_over_keras_cpu": results["kd"]["median_cpu_ms"] / peer_timing["median_cpu_ms"],
+            "ours_without_input_checks": timings[names[(variants[0], UNCHECKED)]],
             "losses": peer_losses(*pairs[PEER], x, y, args.temperature),
         }
+    if args.parts:
+        report["kd_parts"] = kd_parts(pairs, variants, x, y, max(3, args.steps))
     report["projection_vs_matmul"] = projection_speed(teacher, tokens, args.chunk_size,
                                                       max(3, args.steps))
     print(json.dumps(report, indent=2))
