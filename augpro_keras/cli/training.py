@@ -111,12 +111,22 @@ def _fit(session, model, dataset, section, callbacks, name):
     start = time.time()
     try:
         # The dataset shuffles itself; `shuffle=False` only silences Keras's warning.
-        fit(dataset, epochs=config[section]["epochs"], steps_per_epoch=steps,
-            callbacks=callbacks, verbose=progress_verbosity(config["runtime"]["verbose"]),
-            shuffle=False)
+        history = fit(dataset, epochs=config[section]["epochs"], steps_per_epoch=steps,
+                      callbacks=callbacks, verbose=progress_verbosity(config["runtime"]["verbose"]),
+                      shuffle=False)
     except NonFiniteLossError as error:
         raise TrainingError(f"{name}: {error}") from None
-    return time.time() - start
+    return time.time() - start, _history(history)
+
+
+def _history(history):
+    """The per-epoch logs of `fit` (losses, diagnostics, validation metrics) for a results row.
+
+    `epochs` numbers the epochs from 1; a run resumed from its backup holds the
+    epochs trained after the resume only.
+    """
+    logs = {k: [float(v) for v in values] for k, values in history.history.items()}
+    return {"epochs": [e + 1 for e in history.epoch], **logs}
 
 
 def _validation_callback(session, name):
@@ -162,11 +172,11 @@ def finetune(session, model, name, examples, section="finetune"):
     with session.strategy.scope():
         compile_classifier(model, config, session.data, run_learning_rate(config, section, steps))
     validation = _validation_callback(session, name)
-    seconds = _fit(session, model, dataset, section, [validation] + _tensorboard(session, name),
-                   name)
+    seconds, history = _fit(session, model, dataset, section,
+                            [validation] + _tensorboard(session, name), name)
     session.out(f"{name}: best epoch {validation.best_epoch}: {metrics_text(validation.best)}")
     return model, validation.best, {"best_epoch": validation.best_epoch,
-                                    "train_seconds": round(seconds, 1)}
+                                    "train_seconds": round(seconds, 1), "history": history}
 
 
 def make_distiller(session, teacher, student, augmentation_entries, teacher_dropout=None,
@@ -243,13 +253,14 @@ def distill(session, teacher, student, run):
             session.data.is_regression,
         ))
     callbacks += _tensorboard(session, run["name"])
-    seconds = _fit(session, distiller, dataset, "distill", callbacks, run["name"])
+    seconds, history = _fit(session, distiller, dataset, "distill", callbacks, run["name"])
     session.out(f"{run['name']}: best epoch {validation.best_epoch}: "
                 f"{metrics_text(validation.best)}")
     return student, validation.best, {
         "best_epoch": validation.best_epoch,
         "train_seconds": round(seconds, 1),
         "augmentations": run["augmentations"],
+        "history": history,
     }
 
 
