@@ -26,7 +26,7 @@ Comparisons, each timed in turns with the rest in the same run:
   `_input_checks` hook of that one instance returns none: a measurement of
   what the checks cost, not an option of the Distiller).
 - `--parts`: the pieces of a KD step per policy of `--variants`, in turns:
-  the teacher's forward pass, the student's forward and backward pass, and
+  the teacher's forward pass (without and with dropout), the student's forward and backward pass, and
   Adam's update of the student's weights.
 
 Every step is timed twice: wall-clock milliseconds and the CPU milliseconds
@@ -314,8 +314,9 @@ def peer_losses(teacher, student, x, y, temperature):
 
 def kd_parts(pairs, variants, x, y, repeats):
     """Milliseconds (wall and CPU) of the pieces of a KD step per policy, in turns:
-    the teacher's forward pass, the student's forward and backward pass (sum of
-    its float32 logits) and Adam's update of the student's weights."""
+    the teacher's forward pass (without and with dropout), the student's forward
+    and backward pass (sum of its float32 logits) and Adam's update of the
+    student's weights."""
     import keras
     import tensorflow as tf
 
@@ -334,6 +335,8 @@ def kd_parts(pairs, variants, x, y, repeats):
         optimizer = keras.optimizers.Adam()
         optimizer.build(weights)
         calls[f"{policy} teacher forward"] = tf.function(functools.partial(teacher, x, training=False))
+        calls[f"{policy} teacher forward with dropout"] = tf.function(
+            functools.partial(teacher, x, training=True))
         calls[f"{policy} student forward+backward"] = forward_backward
         calls[f"{policy} adam update"] = tf.function(
             functools.partial(optimizer.apply_gradients, list(zip(gradients, weights))))
