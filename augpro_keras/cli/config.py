@@ -278,8 +278,8 @@ run_name = schema.run_name
 def build_augmentations(entries):
     """Augmentation objects from validated entries (names or `{type, <arguments>}` dicts).
 
-    The same function (`schema.build_augmentation`) that validation checks
-    the entries with; a Distiller gets fresh objects for each run.
+    The objects that validation built from the entries
+    (`schema.build_augmentation`): each entry is built once.
     """
     return [schema.build_augmentation(entry) for entry in entries]
 

@@ -30,6 +30,7 @@ schema.Config.model_validate({"distill": {"epochs": 2}}).model_dump()["distill"]
 import copy
 import difflib
 import inspect
+import json
 import os
 import typing
 from typing import Annotated, Any, Literal
@@ -130,11 +131,23 @@ def augmentation_class(kind):
     return augmentations.get_class(kind)
 
 
+# Augmentations are immutable settings objects (no weights, no state), so the
+# instance that validation builds from an entry is the one every run of the
+# process uses: each entry is built once.
+_BUILT = {}
+
+
 def build_augmentation(entry):
-    """An augmentation object from a config entry: a name or `{type: name, <arguments>}`."""
-    if isinstance(entry, str):
-        return augmentation_class(entry)()
-    return augmentation_class(entry["type"])(**{k: v for k, v in entry.items() if k != "type"})
+    """The augmentation object of a config entry: a name or `{type: name, <arguments>}`."""
+    key = json.dumps(entry, sort_keys=True, default=repr)
+    if key not in _BUILT:
+        if isinstance(entry, str):
+            instance = augmentation_class(entry)()
+        else:
+            instance = augmentation_class(entry["type"])(
+                **{k: v for k, v in entry.items() if k != "type"})
+        _BUILT[key] = instance
+    return _BUILT[key]
 
 
 def _augmentation_entry(entry, tokens_only):

@@ -300,3 +300,15 @@ def test_empty_sections_keep_their_defaults_and_errors_name_the_file(tmp_path):
                                 "  - finetune.epochs: expected an integer >= 1, got 0")
     path.write_text("distill:\n")
     assert config_lib.load_config(path)["distill"] == config_lib.load_config(None)["distill"]
+
+
+def test_augmentation_objects_are_built_once():
+    # Validation builds each entry's object; the runs use those same objects.
+    config = config_lib.load_config(None, overrides=[
+        "distill.runs=[{name: A, augmentations: [augpro_mix, {type: augpro_fgsm, relative_epsilon: 0.5}]}]"])
+    entries = config["distill"]["runs"][0]["augmentations"]
+    built = config_lib.build_augmentations(entries)
+    assert [a.name for a in built] == ["augpro_mix", "augpro_fgsm"]
+    assert built[1].relative_epsilon == 0.5
+    assert all(a is b for a, b in zip(built, config_lib.build_augmentations(entries)))
+    assert built[0] is schema.build_augmentation("augpro_mix")
