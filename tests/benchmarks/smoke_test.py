@@ -79,7 +79,7 @@ def test_step_time_benchmark(tmp_path):
 def test_step_time_benchmark_variants_and_peer(tmp_path):
     report = run("step_time.py", "--pair", "tiny", "--batch", "4", "--length", "8", "--steps", "1",
                  "--modes", "kd", "augpro_mix", "--variants", "float32", "mixed_bfloat16",
-                 "float32+xla", "--peer", "--temperature", "2")
+                 "float32+xla", "--peer", "--parts", "--temperature", "2")
     assert report["policy"] == "float32" and not report["jit_compile"] and not report["teacher_dropout"]
     variants = report["variants"]
     assert list(variants) == ["float32", "mixed_bfloat16", "float32+xla"]
@@ -87,8 +87,15 @@ def test_step_time_benchmark_variants_and_peer(tmp_path):
         assert set(variant) == {"kd", "augpro_mix"}
         assert all(row["median_ms"] > 0 and row["speedup_vs_baseline"] > 0 for row in variant.values())
     assert variants["float32"]["kd"]["speedup_vs_baseline"] == 1.0
+    assert all(row["median_cpu_ms"] > 0 and row["cpu_speedup_vs_baseline"] > 0
+               for variant in variants.values() for row in variant.values())
+    assert report["projection_search_dtype"] == {"float32": "float32", "mixed_bfloat16": "bfloat16",
+                                                 "float32+xla": "float32"}
+    assert {"float32 teacher forward", "float32 teacher forward with dropout",
+            "mixed_bfloat16 adam update"} <= set(report["kd_parts"])
     peer = report["peer"]
     assert peer["median_ms"] > 0 and peer["ours_over_keras"] > 0
+    assert peer["ours_over_keras_cpu"] > 0 and peer["ours_without_input_checks"]["median_cpu_ms"] > 0
     losses = peer["losses"]
     # The KLDivergence instance gives our T^2 KL; the default string loss does not.
     assert losses["keras_kl_divergence_instance"] == pytest.approx(losses["ours_distillation"], rel=1e-5)
