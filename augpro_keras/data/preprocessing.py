@@ -288,6 +288,11 @@ def _batched(dataset, n, packer, shuffle, seed, batch_size, drop_remainder):
     if shuffle:
         dataset = dataset.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    # Filters (subsets) hide the size from tf.data; stating it gives Keras the
+    # epoch length (progress bars, `predict` without "ran out of data") and
+    # fails loudly if the count were ever wrong.
+    batches = n // batch_size if drop_remainder else -(-n // batch_size)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     static_batch = batch_size if drop_remainder else None
     if is_preprocessor(tokenizer):
         # keras-hub tasks (and the Distiller) tokenize raw strings in their
