@@ -15,7 +15,7 @@ from augpro_keras.cli import pipeline
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = [
     "finetune.epochs=1", "finetune.steps_per_epoch=2", "distill.epochs=1",
-    "distill.steps_per_epoch=2", "data.batch_size=4", "data.sequence_length=16",
+    "distill.steps_per_epoch=2", "distill.warmup_steps=1", "data.batch_size=4", "data.sequence_length=16",
     "data.eval_batch_size=16", "data.max_validation_examples=16", "data.max_train_examples=64",
     "student.finetune=false", "runtime.verbose=0", "augment.num_examples=2",
 ]
