@@ -346,6 +346,8 @@ def compute_wordpiece_vocabulary(texts, vocabulary_size, lowercase=True):
     if isinstance(texts, tf.data.Dataset):
         # A dataset of strings (e.g. `TextDataset.texts()`): streamed, never listed.
         dataset = texts.filter(lambda t: tf.strings.length(t) > 0)
+        if next(iter(dataset.take(1)), None) is None:
+            raise ValueError("Cannot compute a WordPiece vocabulary from no text.")
     else:
         texts = [t for t in texts if t]
         if not texts:

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from augpro_keras.data import TextPacker
+from augpro_keras.data import compute_wordpiece_vocabulary
 from augpro_keras.data import detokenize
 from augpro_keras.data import sentencepiece_tokenizer as load_sentencepiece
 from augpro_keras.data import special_tokens
@@ -196,3 +197,10 @@ def test_sentencepiece_survives_seeding_in_eager_use(sentencepiece_tokenizer):
     before = token_ids(sentencepiece_tokenizer, "a man is playing a flute .")
     keras.utils.set_random_seed(1)
     assert token_ids(sentencepiece_tokenizer, "a man is playing a flute .") == before
+
+
+@pytest.mark.parametrize("texts", [["", ""], tf.data.Dataset.from_tensor_slices(["", ""])],
+                         ids=["list", "dataset"])
+def test_wordpiece_vocabulary_refuses_a_corpus_without_text(texts):
+    with pytest.raises(ValueError, match="Cannot compute a WordPiece vocabulary from no text"):
+        compute_wordpiece_vocabulary(texts, vocabulary_size=50)
