@@ -207,6 +207,17 @@ def ceilings(baseline, other):
     }
 
 
+def step_medians(run):
+    """Medians over the profiled steps of `run` (a `summarize` report): op ms,
+    matmul-like ms, non-matmul ms and matmul-like share, each step on its own.
+    On a loaded machine a single step's op time can swing by a factor of 2, and
+    a median is less moved by such a step than the means of the report."""
+    op, matmul = run["profiled"]["op_ms"], run["profiled"]["matmul_like_ms"]
+    return {"op_ms": statistics.median(op), "matmul_like_ms": statistics.median(matmul),
+            "non_matmul_ms": statistics.median(o - m for o, m in zip(op, matmul)),
+            "matmul_like_share": statistics.median(m / o for o, m in zip(op, matmul))}
+
+
 def render_markdown(report, top=25):
     """Markdown tables of a saved report: per run, the ceilings, then the op types."""
     lines = ["| run | median ms | median CPU ms | profiled median ms | profiled median CPU ms | "
@@ -229,7 +240,21 @@ def render_markdown(report, top=25):
                 f"{c['measured_speedup_op_time']:.2f} | {c['ceiling_op_time']:.2f} | {c['ceiling_cpu']:.2f} | "
                 f"{c['matmul_like_speedup_op_time']:.2f} | {c['non_matmul_speedup_op_time']:.2f} |")
     lines.append(f"\nSpeed-ups and ceilings against {report['policies'][0]}; ceiling: "
-                 "baseline step / (step - matmul-like time).")
+                 "baseline step / (step - matmul-like time). Op time: means over the profiled steps.")
+    lines += ["", "| run | op ms per profiled step | median op ms | median matmul-like ms | "
+              "median non-matmul ms | median matmul-like share | ceiling, op time | ceiling, CPU |",
+              "| --- " * 8 + "|"]
+    for name, run in report["runs"].items():
+        medians = step_medians(run)
+        baseline = report["runs"][f"{run['mode']} [{report['policies'][0]}]"]
+        ceiling_op = step_medians(baseline)["op_ms"] / medians["non_matmul_ms"]
+        ceiling_cpu = baseline["median_cpu_ms"] / (run["median_cpu_ms"] * (1 - medians["matmul_like_share"]))
+        ceiling = "- | - |" if run is baseline else f"{ceiling_op:.2f} | {ceiling_cpu:.2f} |"
+        lines.append(f"| {name} | " + ", ".join(f"{ms:.0f}" for ms in run["profiled"]["op_ms"])
+                     + f" | {medians['op_ms']:.0f} | {medians['matmul_like_ms']:.0f} | "
+                     f"{medians['non_matmul_ms']:.0f} | {medians['matmul_like_share']:.3f} | {ceiling}")
+    lines.append("\nThe same from the medians over the profiled steps (each step's own op time, "
+                 "matmul-like time and share).")
     names = list(report["runs"])
     for mode in report["modes"]:
         runs = {n: report["runs"][n] for n in names if report["runs"][n]["mode"] == mode}

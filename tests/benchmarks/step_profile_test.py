@@ -110,6 +110,11 @@ def test_profile_at_the_tiny_size(tmp_path):
     assert "| kd [float32] |" in table and "| kd | mixed_bfloat16 |" in table
     assert "Softmax | no |" in table
     assert any(f"| {t} | yes |" in table for t in bf16["matmul_like_types"])
+    medians = step_profile.step_medians(bf16)
+    assert 0 < medians["matmul_like_share"] < 1
+    assert medians["non_matmul_ms"] <= max(o - m for o, m in zip(bf16["profiled"]["op_ms"],
+                                                                bf16["profiled"]["matmul_like_ms"]))
+    assert f"| {medians['matmul_like_share']:.3f} |" in table
 
 
 def test_refuses_xla_and_unknown_policies():
