@@ -22,8 +22,18 @@ Settings (`--settings`):
 - `sst2_unlabeled`: the paper's Table 2 setting: the teacher (and the FT
   student) see 10% of SST-2's training set with labels; distillation uses
   the other 90% without labels.
+- `sst2_1k_bf16`: the precision check. `sst2_1k`'s data and teacher (it
+  reloads that setting's fine-tuned teacher, so `sst2_1k` goes first), every
+  model under `mixed_bfloat16`; rows KD, KD+AugPro-Mix and KD+AugPro-FGSM
+  by default. The report pairs each of its entries with `sst2_1k`'s float32
+  entry of the same row and seed (`reference_comparisons`).
 - `mrpc` (only with `--include-mrpc`): its students stayed at the majority
   class at the budget of this machine.
+
+`--augpro-fgsm-steps 2.5 3.5` adds one AugPro-FGSM row per step (in
+standard deviations of the student's embedding table; the table's
+KD+AugPro-FGSM row has 3.0), each compared with KD+AugPro-FGSM and with KD:
+the sweep that chooses AugPro-FGSM's step on the dev sets.
 
 Recipe: every student of every setting trains with `STUDENT_RECIPE` (the
 `distill` section: learning rate, schedule, warmup, epochs x steps); each
@@ -96,9 +106,13 @@ ROWS = ["FT student", "KD", "KD+MixUp", "KD+AugPro-Mix", "KD+AugPro-Mix (end)", 
         "KD+AugPro-FGSM", "KD+AugPro-Mix+AugPro-FGSM"]
 
 
-def distillation_runs(fgsm_relative_epsilon=FGSM_RELATIVE_EPSILON):
-    """The command line tool's run specs of every row but the FT student."""
+def distillation_runs(fgsm_relative_epsilon=FGSM_RELATIVE_EPSILON, augpro_fgsm_steps=()):
+    """The command line tool's run specs of every row but the FT student, then one
+    AugPro-FGSM row per step of `augpro_fgsm_steps` (multiples of the table's std)."""
     fgsm = {"type": "fgsm", "relative_epsilon": fgsm_relative_epsilon}
+    steps = [{"name": AUGPRO_FGSM_STEP_ROW.format(step),
+              "augmentations": [{**AUGPRO_FGSM, "relative_epsilon": step}]}
+             for step in augpro_fgsm_steps]
     return [
         {"name": "KD", "augmentations": []},
         {"name": "KD+MixUp", "augmentations": ["mixup"]},
@@ -107,7 +121,7 @@ def distillation_runs(fgsm_relative_epsilon=FGSM_RELATIVE_EPSILON):
         {"name": "KD+FGSM", "augmentations": [fgsm]},
         {"name": "KD+AugPro-FGSM", "augmentations": [AUGPRO_FGSM]},
         {"name": "KD+AugPro-Mix+AugPro-FGSM", "augmentations": ["augpro_mix", AUGPRO_FGSM]},
-    ]
+    ] + steps
 
 
 # task, overrides of the data section, and the teacher's epochs x steps per epoch
@@ -128,8 +142,18 @@ SETTINGS = {
                        "teacher_steps": (2, 60)},
     "mrpc": {"task": "mrpc", "data": {"max_train_examples": None, "sequence_length": 64},
              "teacher_steps": (2, 80)},
+    # The precision check: sst2_1k's students under mixed_bfloat16, distilled from
+    # sst2_1k's own (float32) teacher and paired by seed with sst2_1k's float32
+    # entries (the report's `reference_comparisons`). Its default rows are the
+    # step without a projection and the two projections.
+    "sst2_1k_bf16": {"task": "sst2", "data": {"max_train_examples": 1000, "sequence_length": 48},
+                     "teacher_steps": (3, 32), "reference": "sst2_1k",
+                     "runtime": {"mixed_precision": "mixed_bfloat16"},
+                     "rows": ["KD", "KD+AugPro-Mix", "KD+AugPro-FGSM"]},
 }
-DEFAULT_SETTINGS = ["sst2_1k", "sst2_500", "sst2_2k", "rte", "sst2_unlabeled"]
+DEFAULT_SETTINGS = ["sst2_1k", "sst2_1k_bf16", "sst2_500", "sst2_2k", "rte", "sst2_unlabeled"]
+#: The row name of AugPro-FGSM at another step (`--augpro-fgsm-steps`).
+AUGPRO_FGSM_STEP_ROW = "KD+AugPro-FGSM ({:g} std)"
 
 
 def log(message):
@@ -184,9 +208,10 @@ def build_config(setting, args):
         "finetune": sections["finetune"],
         "student": {"type": "from_teacher", "num_layers": 2, "dropout": 0.1},
         "distill": {**sections["distill"], "projection_chunk_size": 8192,
-                    "runs": [run for _, run in selected_runs(args) if run is not None]
+                    "runs": [run for _, run in selected_runs(args, setting) if run is not None]
                     or distillation_runs(args.fgsm_relative_epsilon)[:1]},
-        "runtime": {"strategy": "cpu", "verbose": 0, "jit_compile": args.jit_compile},
+        "runtime": {"strategy": "cpu", "verbose": 0, "jit_compile": args.jit_compile,
+                    **spec.get("runtime", {})},
         # Every entry gets its own log folder (`run_entry`); its event files
         # are where the per-epoch logs are read from.
         "tensorboard": {"enabled": True, "update_freq": "epoch",
@@ -203,10 +228,16 @@ def build_config(setting, args):
     return config_lib.validate(raw)
 
 
-def selected_runs(args):
-    """`[(row name, None for the FT student or run spec)]` of the rows asked for, in table order."""
-    runs = {run["name"]: run for run in distillation_runs(args.fgsm_relative_epsilon)}
-    return [(name, runs.get(name)) for name in ROWS if name in args.rows]
+def selected_runs(args, setting):
+    """`[(row name, None for the FT student or run spec)]` of the rows asked for, in table
+    order: `--rows` (by default the setting's own rows, else every row), then one row per
+    step of `--augpro-fgsm-steps`."""
+    runs = {run["name"]: run
+            for run in distillation_runs(args.fgsm_relative_epsilon, args.augpro_fgsm_steps)}
+    asked = args.rows if args.rows is not None else SETTINGS[setting].get("rows", ROWS)
+    names = [name for name in ROWS if name in asked]
+    names += [AUGPRO_FGSM_STEP_ROW.format(step) for step in args.augpro_fgsm_steps]
+    return [(name, runs.get(name)) for name in names]
 
 
 def truncated_fraction(examples, tokenizer, sequence_length):
@@ -242,11 +273,20 @@ def load_average():
 
 # === Teacher ===
 class Teacher:
-    """Fine-tunes a setting's teacher once and keeps its weights in the work folder."""
+    """Fine-tunes a setting's teacher once and keeps its weights in the work folder.
 
-    def __init__(self, session, config, setting_report):
+    A setting with a `reference` (`sst2_1k_bf16`) fine-tunes none: it reloads
+    the reference setting's teacher, which must be finished, and evaluates it
+    under its own runtime (its own precision).
+    """
+
+    def __init__(self, session, config, setting_report, reference=None):
         self.session, self.config, self.report = session, config, setting_report
-        self.path = os.path.join(config["output_dir"], "teacher.weights.h5")
+        self.reference = reference  # (setting name, its report) or None
+        folder = config["output_dir"]
+        if reference is not None:
+            folder = os.path.join(os.path.dirname(folder), reference[0])
+        self.path = os.path.join(folder, "teacher.weights.h5")
 
     def get(self):
         from augpro_keras.cli import training
@@ -254,6 +294,20 @@ class Teacher:
 
         with self.session.strategy.scope():
             teacher = build_teacher(self.config, self.session.tokenizer, self.session.data)
+        if self.reference is not None:
+            name, reference = self.reference
+            if "teacher" not in reference or not os.path.isfile(self.path):
+                raise RuntimeError(
+                    f"This setting distils from {name}'s teacher, which is not finished (no "
+                    f"teacher in the report, or no {self.path}). Run --settings {name} first, "
+                    f"with the same --output and --work-dir."
+                )
+            log(f"Teacher: reloading {name}'s teacher {self.path}")
+            teacher.load_weights(self.path)
+            self.report["teacher"] = {"from_setting": name,
+                                      "metrics": training.evaluate(self.session, teacher),
+                                      "wall_seconds": 0.0}
+            return teacher
         if "teacher" in self.report and os.path.isfile(self.path):
             log(f"Teacher: reloading {self.path}")
             teacher.load_weights(self.path)
@@ -313,9 +367,10 @@ def run_entry(session, teacher, factory, name, run, seed, distill_overrides=None
     }
 
 
-def setting_header(config, data, session):
+def setting_header(config, data, session, setting):
     return {
         "task": config["data"]["task"],
+        "runtime": SETTINGS[setting].get("runtime", {}),
         "metrics": list(data.metrics),
         "data": {
             "labeled_train_examples": data.train.num_examples,
@@ -350,7 +405,7 @@ def run_setting(setting, args, report, save, sweep_points=None):
 
     config = build_config(setting, args)
     with command_session(config, out=log) as session:
-        current = setting_header(config, session.data, session)
+        current = setting_header(config, session.data, session, setting)
         stored = report["settings"].setdefault(setting, {})
         check_same(stored.get("data"), current["data"], f"data for {setting}", args.output)
         sections = recipe(setting, args)
@@ -364,15 +419,20 @@ def run_setting(setting, args, report, save, sweep_points=None):
                            f"student recipe for {setting}", args.output)
             stored["recipe"]["distill"] = sections["distill"]
         stored.setdefault("entries", {})
-        teacher = Teacher(session, config, stored).get()
+        reference = SETTINGS[setting].get("reference")
+        if reference is not None:
+            stored["reference"] = reference
+            reference = (reference, report["settings"].get(reference, {}))
+        teacher = Teacher(session, config, stored, reference).get()
         glue_report.summarize_setting(stored)
+        glue_report.summarize_references(report)
         save()
         factory = StudentFactory(config, teacher, session.tokenizer, session.data, session.strategy)
         if sweep_points is not None:
             run_sweep(session, teacher, factory, sweep_points, args, report, save)
             return
         for seed in args.seeds:  # seed-major: paired comparisons fill in early
-            for name, run in selected_runs(args):
+            for name, run in selected_runs(args, setting):
                 done = glue_report.entry(report, setting, name, seed)
                 if done is not None:
                     check_same(done["augmentations"], None if run is None else run["augmentations"],
@@ -443,11 +503,17 @@ def main(argv=None):
                         default=DEFAULT_SETTINGS)
     parser.add_argument("--include-mrpc", action="store_true",
                         help="also run MRPC (its students stayed at the majority class before)")
-    parser.add_argument("--rows", nargs="+", choices=ROWS, default=ROWS,
-                        help="train only these rows (the teacher is fine-tuned all the same)")
+    parser.add_argument("--rows", nargs="+", choices=ROWS, default=None,
+                        help="train only these rows (the teacher is fine-tuned all the same); "
+                             "default: every row, or the setting's own rows (sst2_1k_bf16)")
     parser.add_argument("--fgsm-relative-epsilon", type=float, default=FGSM_RELATIVE_EPSILON,
                         help="KD+FGSM's step size, a multiple of the standard deviation of "
                              "the student's embedding table")
+    parser.add_argument("--augpro-fgsm-steps", nargs="+", type=float, default=[],
+                        metavar="STD",
+                        help="also train one AugPro-FGSM row per step (a multiple of the "
+                             "standard deviation of the student's embedding table), named "
+                             + repr(AUGPRO_FGSM_STEP_ROW.format(2.5)) + ": the step's sweep")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--sweep", action="store_true",
                         help=f"run plain KD alone on {SWEEP_SETTING} over the learning-rate x "
@@ -473,6 +539,10 @@ def main(argv=None):
         parser.error(f"--glue-dir {args.glue_dir!r} is not a folder")
     if args.include_mrpc and "mrpc" not in args.settings:
         args.settings.append("mrpc")
+    for step in args.augpro_fgsm_steps:
+        if not step > 0 or step == AUGPRO_FGSM["relative_epsilon"]:
+            parser.error(f"--augpro-fgsm-steps {step:g}: a step must be positive and differ from "
+                         f"KD+AugPro-FGSM's own ({AUGPRO_FGSM['relative_epsilon']:g}).")
     set_threads(args.threads)
 
     report = glue_report.load(args.output) or {

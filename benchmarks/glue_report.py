@@ -69,6 +69,7 @@ def add_entry(report, setting, row, seed, value):
     entries = report["settings"][setting].setdefault("entries", {})
     entries.setdefault(row, {})[str(seed)] = value
     summarize_setting(report["settings"][setting])
+    summarize_references(report)
 
 
 def _seeds(row_entries):
@@ -115,23 +116,56 @@ def summarize_setting(setting):
                                   for name, v in diagnostics.items()}
         rows[row] = summary
     setting["rows"] = rows
-    comparisons = []
-    metric = metrics[0]
     entries = setting.get("entries", {})
-    for a, b in COMPARISONS:
-        if a not in entries or b not in entries:
-            continue
-        seeds = [s for s in _seeds(entries[a]) if s in entries[b]]
-        if not seeds:
-            continue
-        stats = paired_stats.paired_difference(
-            [entries[a][s]["metrics"][metric] for s in seeds],
-            [entries[b][s]["metrics"][metric] for s in seeds],
-        )
-        comparisons.append({"a": a, "b": b, "metric": metric, "seeds": [int(s) for s in seeds],
-                            **stats})
+    comparisons = []
+    for a, b in comparisons_of(entries):
+        if a in entries and b in entries:
+            compared = _paired(entries[a], entries[b], metrics[0])
+            if compared is not None:
+                comparisons.append({"a": a, "b": b, **compared})
     setting["comparisons"] = comparisons
     return setting
+
+
+def comparisons_of(entries):
+    """`COMPARISONS`, then each AugPro-FGSM row at another step against
+    KD+AugPro-FGSM and against KD."""
+    pairs = list(COMPARISONS)
+    for row in entries:
+        if row.startswith(STEP_ROW_PREFIX):
+            pairs += [(row, "KD+AugPro-FGSM"), (row, "KD")]
+    return pairs
+
+
+#: How the rows of AugPro-FGSM at another step begin (glue_distill.AUGPRO_FGSM_STEP_ROW).
+STEP_ROW_PREFIX = "KD+AugPro-FGSM ("
+
+
+def _paired(a_entries, b_entries, metric):
+    """The paired difference of two rows' `metric` over the seeds both have, or `None`."""
+    seeds = [s for s in _seeds(a_entries) if s in b_entries]
+    if not seeds:
+        return None
+    stats = paired_stats.paired_difference([a_entries[s]["metrics"][metric] for s in seeds],
+                                           [b_entries[s]["metrics"][metric] for s in seeds])
+    return {"metric": metric, "seeds": [int(s) for s in seeds], **stats}
+
+
+def summarize_references(report):
+    """For every setting with a `reference` (the same data and teacher under another
+    runtime): each row shared with the reference, paired by seed, this setting minus
+    the reference, in `reference_comparisons`."""
+    for setting in report["settings"].values():
+        reference = report["settings"].get(setting.get("reference"), {})
+        if not reference or "metrics" not in setting:
+            continue
+        compared = []
+        for row, row_entries in setting.get("entries", {}).items():
+            if row in reference.get("entries", {}):
+                stats = _paired(row_entries, reference["entries"][row], setting["metrics"][0])
+                if stats is not None:
+                    compared.append({"row": row, **stats})
+        setting["reference_comparisons"] = compared
 
 
 # === Markdown ===
@@ -143,6 +177,16 @@ def _diagnostic_cell(summary, suffix):
     values = [f"{name[: -len(suffix) - 1]} {100 * d['mean']:.1f}%"
               for name, d in summary.get("diagnostics", {}).items() if name.endswith(suffix)]
     return ", ".join(values)
+
+
+def _teacher_title(setting):
+    source = setting.get("teacher", {}).get("from_setting")
+    return "Teacher" if source is None else f"Teacher (`{source}`'s)"
+
+
+def _runtime_text(setting):
+    runtime = setting.get("runtime") or {}
+    return "".join(f" {key} `{value}`." for key, value in sorted(runtime.items()))
 
 
 def render_setting(name, setting):
@@ -159,14 +203,14 @@ def render_setting(name, setting):
         f"{data['batch_size']}; teacher {setting['recipe']['finetune']['epochs']} x "
         f"{setting['recipe']['finetune']['steps_per_epoch']} steps, every student "
         f"{setting['recipe']['distill']['epochs']} x "
-        f"{setting['recipe']['distill']['steps_per_epoch']} steps.",
+        f"{setting['recipe']['distill']['steps_per_epoch']} steps.{_runtime_text(setting)}",
         "",
         "| row | seeds | " + " | ".join(f"{m} mean ± std" for m in metrics)
         + f" | per seed ({metrics[0]}) | wall s per seed (median) | "
         + " | ".join(title for _, title in DIAGNOSTICS) + " |",
         "| --- | --- | " + " | ".join("---" for _ in metrics) + " | --- | --- | "
         + " | ".join("---" for _ in DIAGNOSTICS) + " |",
-        "| Teacher | | " + " | ".join(_percent(teacher[m]) if m in teacher else "" for m in metrics)
+        f"| {_teacher_title(setting)} | | " + " | ".join(_percent(teacher[m]) if m in teacher else "" for m in metrics)
         + f" | | {setting.get('teacher', {}).get('wall_seconds', 0):.0f} | "
         + " | ".join("" for _ in DIAGNOSTICS) + " |",
     ]
@@ -182,18 +226,27 @@ def render_setting(name, setting):
                   "interval over seeds; wins/ties/losses of the first row):", "",
                   "| comparison | seeds | per seed | mean | 95% interval | W/T/L |",
                   "| --- | --- | --- | --- | --- | --- |"]
-        for c in setting["comparisons"]:
-            per_seed = ", ".join(f"{100 * d:+.2f}" for d in c["differences"])
-            interval = "" if c["ci95"] is None else (
-                f"[{100 * c['ci95'][0]:+.2f}, {100 * c['ci95'][1]:+.2f}]")
-            lines.append(f"| {c['a']} − {c['b']} | {c['n']} | {per_seed} | "
-                         f"{100 * c['mean']:+.2f} | {interval} | "
-                         f"{c['wins']}/{c['ties']}/{c['losses']} |")
+        lines += [_difference_cells(f"{c['a']} − {c['b']}", c) for c in setting["comparisons"]]
+    if setting.get("reference_comparisons"):
+        lines += ["", f"Against `{setting['reference']}` ({metrics[0]}, points, this setting − "
+                  f"`{setting['reference']}`, same row and seed; 95% bootstrap interval; "
+                  "wins/ties/losses of this setting):", "",
+                  "| row | seeds | per seed | mean | 95% interval | W/T/L |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += [_difference_cells(c["row"], c) for c in setting["reference_comparisons"]]
     curves = _loss_curves(setting)
     if curves:
         lines += ["", "Augmentation losses per epoch (mean over seeds):", ""] + curves
     lines.append("")
     return lines
+
+
+def _difference_cells(title, c):
+    per_seed = ", ".join(f"{100 * d:+.2f}" for d in c["differences"])
+    interval = "" if c["ci95"] is None else (
+        f"[{100 * c['ci95'][0]:+.2f}, {100 * c['ci95'][1]:+.2f}]")
+    return (f"| {title} | {c['n']} | {per_seed} | {100 * c['mean']:+.2f} | {interval} | "
+            f"{c['wins']}/{c['ties']}/{c['losses']} |")
 
 
 def _loss_curves(setting):

@@ -232,6 +232,52 @@ def test_glue_distill_benchmark_resumes(tmp_path):
     assert done.returncode != 0 and "another augmentations for sst2_1k / KD+FGSM" in done.stderr
 
 
+def test_glue_distill_precision_setting_and_augpro_fgsm_steps(tmp_path):
+    """sst2_1k_bf16 reuses sst2_1k's teacher under mixed_bfloat16 and is paired with
+    its float32 entries; --augpro-fgsm-steps adds compared AugPro-FGSM rows."""
+    glue_dir = write_sst2(tmp_path / "glue")
+    alone = [sys.executable, str(BENCHMARKS / "glue_distill.py"), "--glue-dir", str(glue_dir),
+             "--size", "tiny", "--work-dir", str(tmp_path / "runs"), "--output",
+             str(tmp_path / "saved.json"), "--settings", "sst2_1k_bf16", "--seeds", "0"]
+    done = subprocess.run(alone, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "Run --settings sst2_1k first" in done.stderr
+    report, log = run_glue(glue_dir, tmp_path, "--settings", "sst2_1k", "sst2_1k_bf16",
+                           "--seeds", "0", "1", "--rows", "KD", "KD+AugPro-FGSM",
+                           "--augpro-fgsm-steps", "2.5")
+    assert "Teacher: reloading sst2_1k's teacher" in log
+    step_row = "KD+AugPro-FGSM (2.5 std)"
+    full, precision = report["settings"]["sst2_1k"], report["settings"]["sst2_1k_bf16"]
+    assert list(full["rows"]) == list(precision["rows"]) == ["KD", "KD+AugPro-FGSM", step_row]
+    assert full["runtime"] == {} and precision["runtime"] == {"mixed_precision": "mixed_bfloat16"}
+    assert precision["reference"] == "sst2_1k"
+    assert precision["teacher"]["from_setting"] == "sst2_1k"
+    assert 0 <= precision["teacher"]["metrics"]["accuracy"] <= 1
+    assert full["entries"][step_row]["0"]["augmentations"] == [
+        {"type": "augpro_fgsm", "relative_epsilon": 2.5}]
+    pairs = {(c["a"], c["b"]) for c in full["comparisons"]}
+    assert {(step_row, "KD+AugPro-FGSM"), (step_row, "KD"), ("KD+AugPro-FGSM", "KD")} <= pairs
+    # Each bfloat16 entry is paired with the float32 entry of the same row and seed.
+    compared = {c["row"]: c for c in precision["reference_comparisons"]}
+    assert set(compared) == {"KD", "KD+AugPro-FGSM", step_row}
+    for row, c in compared.items():
+        assert c["seeds"] == [0, 1]
+        assert c["differences"] == pytest.approx(
+            [precision["entries"][row][s]["metrics"]["accuracy"]
+             - full["entries"][row][s]["metrics"]["accuracy"] for s in ("0", "1")])
+    assert "reference_comparisons" not in full or not full["reference_comparisons"]
+    table = markdown("glue_distill.py", report, tmp_path)
+    assert "Against `sst2_1k`" in table and "mixed_precision `mixed_bfloat16`" in table
+    assert "Teacher (`sst2_1k`'s)" in table and f"| {step_row} − KD+AugPro-FGSM |" in table
+    # Without --rows the precision setting runs its own rows only.
+    again, log = run_glue(glue_dir, tmp_path, "--settings", "sst2_1k_bf16", "--seeds", "0",
+                          output="saved.json")
+    assert "sst2_1k_bf16 / KD / seed 0: done, skipped" in log
+    assert "sst2_1k_bf16 / KD+AugPro-Mix / seed 0" in log and "KD+MixUp" not in log
+    refused = subprocess.run(alone[:-4] + ["--augpro-fgsm-steps", "3"], capture_output=True,
+                             text=True, timeout=300)
+    assert refused.returncode != 0 and "differ from KD+AugPro-FGSM's own (3)" in refused.stderr
+
+
 def test_glue_distill_sweep(tmp_path):
     glue_dir = write_sst2(tmp_path / "glue")
     report, _ = run_glue(glue_dir, tmp_path, "--sweep", "--seeds", "0",
