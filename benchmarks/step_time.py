@@ -228,6 +228,20 @@ def time_runs(runs, x, y, warmup, steps):
     }
 
 
+def paired_ratio(a, b, resamples=10000, seed=0):
+    """The per-round ratios `a[i] / b[i]` of two runs timed in the same rounds
+    (`time_runs`): their median, a 95% percentile bootstrap interval of the
+    median over rounds, and the number of rounds in which `a` was faster."""
+    import numpy as np
+
+    ratios = np.asarray(a, dtype="float64") / np.asarray(b, dtype="float64")
+    picks = np.random.default_rng(seed).integers(0, ratios.size, size=(resamples, ratios.size))
+    medians = np.median(ratios[picks], axis=1)
+    return {"median": float(np.median(ratios)), "rounds": int(ratios.size),
+            "ci95": [float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))],
+            "rounds_faster": int((ratios < 1).sum())}
+
+
 def search_dtype(choice, policy):
     """The projections' search dtype of a variant (`auto`: bfloat16 under mixed_bfloat16)."""
     if choice == "auto":
@@ -428,6 +442,12 @@ def render_markdown(report):
                 f"without input checks {unchecked['median_cpu_ms']:.0f} (wall "
                 f"{unchecked['median_ms']:.0f}: " + ", ".join(f"{ms:.0f}" for ms in unchecked["ms"])
                 + ")."]
+        if "ours_over_keras_cpu_paired" in peer:
+            paired = peer["ours_over_keras_cpu_paired"]
+            lines[-1:-1] = [
+                f"Per-round CPU ratio ours / Keras over {paired['rounds']} rounds: median "
+                f"{paired['median']:.3f}, 95% interval [{paired['ci95'][0]:.3f}, "
+                f"{paired['ci95'][1]:.3f}]; ours faster in {paired['rounds_faster']} rounds."]
         lines += [
                   "| loss on the same logits (T = %g) | value |" % losses["temperature"], "| --- | --- |",
                   f"| ours: T^2 KL | {losses['ours_distillation']:.6f} |",
@@ -548,6 +568,8 @@ def main():
             "ours_kd_median_ms": results["kd"]["median_ms"],
             "ours_over_keras": results["kd"]["median_ms"] / peer_timing["median_ms"],
             "ours_over_keras_cpu": results["kd"]["median_cpu_ms"] / peer_timing["median_cpu_ms"],
+            "ours_over_keras_cpu_paired": paired_ratio(results["kd"]["cpu_ms"],
+                                                       peer_timing["cpu_ms"]),
             "ours_without_input_checks": timings[names[(variants[0], UNCHECKED)]],
             "losses": peer_losses(*pairs[PEER], x, y, args.temperature),
         }

@@ -96,6 +96,11 @@ def test_step_time_benchmark_variants_and_peer(tmp_path):
     peer = report["peer"]
     assert peer["median_ms"] > 0 and peer["ours_over_keras"] > 0
     assert peer["ours_over_keras_cpu"] > 0 and peer["ours_without_input_checks"]["median_cpu_ms"] > 0
+    paired = peer["ours_over_keras_cpu_paired"]
+    ratios = [a / b for a, b in zip(report["results"]["kd"]["cpu_ms"], peer["cpu_ms"])]
+    assert paired["rounds"] == len(ratios) == 1 and paired["median"] == pytest.approx(ratios[0])
+    assert paired["ci95"][0] <= paired["median"] <= paired["ci95"][1]
+    assert paired["rounds_faster"] == int(ratios[0] < 1)
     losses = peer["losses"]
     # The KLDivergence instance gives our T^2 KL; the default string loss does not.
     assert losses["keras_kl_divergence_instance"] == pytest.approx(losses["ours_distillation"], rel=1e-5)
@@ -103,7 +108,7 @@ def test_step_time_benchmark_variants_and_peer(tmp_path):
     assert losses["keras_total"] == pytest.approx(0.5 * losses["ours_total"], rel=1e-5)
     table = markdown("step_time.py", report, tmp_path)
     assert "| kd | " in table and "mixed_bfloat16 speed-up" in table
-    assert "| keras.distillation.Distiller |" in table
+    assert "| keras.distillation.Distiller |" in table and "Per-round CPU ratio ours / Keras" in table
 
 
 def test_step_time_benchmark_refuses_a_bad_variant():
