@@ -234,6 +234,10 @@ def render_setting(name, setting):
                   "| row | seeds | per seed | mean | 95% interval | W/T/L |",
                   "| --- | --- | --- | --- | --- | --- |"]
         lines += [_difference_cells(c["row"], c) for c in setting["reference_comparisons"]]
+    curves = _dev_curves(setting)
+    if curves:
+        lines += ["", f"Dev {metrics[0]} after every epoch (mean over seeds; the curve a row's "
+                  "best epoch is picked from):", ""] + curves
     curves = _loss_curves(setting)
     if curves:
         lines += ["", "Augmentation losses per epoch (mean over seeds):", ""] + curves
@@ -249,6 +253,24 @@ def _difference_cells(title, c):
             f"{c['wins']}/{c['ties']}/{c['losses']} |")
 
 
+def _mean_curve(runs):
+    """The epoch-by-epoch mean of equally long prefixes of `runs` (lists of values)."""
+    epochs = min(len(v) for v in runs)
+    return [statistics.fmean(v[i] for v in runs) for i in range(epochs)]
+
+
+def _dev_curves(setting):
+    metric = setting["metrics"][0]
+    lines = []
+    for row, row_entries in setting.get("entries", {}).items():
+        runs = [run["history"]["validation"][metric] for run in row_entries.values()
+                if run.get("history", {}).get("validation", {}).get(metric)]
+        if runs:
+            lines.append(f"- {row} ({len(runs)} seeds): "
+                         + ", ".join(_percent(m) for m in _mean_curve(runs)))
+    return lines
+
+
 def _loss_curves(setting):
     lines = []
     for row, row_entries in setting.get("entries", {}).items():
@@ -258,9 +280,8 @@ def _loss_curves(setting):
                 if name.endswith("_loss") and name not in BASE_LOGS:
                     per_name.setdefault(name, []).append(values)
         for name, runs in per_name.items():
-            epochs = min(len(v) for v in runs)
-            means = [statistics.fmean(v[i] for v in runs) for i in range(epochs)]
-            lines.append(f"- {row}, `{name}`: " + ", ".join(f"{m:.4g}" for m in means))
+            lines.append(f"- {row}, `{name}`: "
+                         + ", ".join(f"{m:.4g}" for m in _mean_curve(runs)))
     return lines
 
 

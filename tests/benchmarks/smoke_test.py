@@ -188,6 +188,10 @@ def test_glue_distill_benchmark(tmp_path):
     assert {"augpro_fgsm_loss", "augpro_fgsm_token_change_rate",
             "augpro_fgsm_teacher_label_flip_rate"} <= set(diagnostics)
     assert "teacher label flips" in table
+    # The dev curve per row: the mean over seeds of each epoch's score.
+    kd_curves = [setting["entries"]["KD"][s]["history"]["validation"]["accuracy"] for s in ("0", "1")]
+    mean_curve = ", ".join(f"{100 * (a + b) / 2:.2f}" for a, b in zip(*kd_curves))
+    assert f"- KD (2 seeds): {mean_curve}" in table
     for key in ("commit", "load_before", "load_after", "wall_seconds", "machine"):
         assert key in entry, key
     assert len(entry["load_before"]) == 3
