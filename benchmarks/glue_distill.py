@@ -152,8 +152,7 @@ SETTINGS = {
                      "rows": ["KD", "KD+AugPro-Mix", "KD+AugPro-FGSM"]},
 }
 DEFAULT_SETTINGS = ["sst2_1k", "sst2_1k_bf16", "sst2_500", "sst2_2k", "rte", "sst2_unlabeled"]
-#: The row name of AugPro-FGSM at another step (`--augpro-fgsm-steps`).
-AUGPRO_FGSM_STEP_ROW = "KD+AugPro-FGSM ({:g} std)"
+AUGPRO_FGSM_STEP_ROW = glue_report.AUGPRO_FGSM_STEP_ROW
 
 
 def log(message):

@@ -137,8 +137,9 @@ def comparisons_of(entries):
     return pairs
 
 
-#: How the rows of AugPro-FGSM at another step begin (glue_distill.AUGPRO_FGSM_STEP_ROW).
-STEP_ROW_PREFIX = "KD+AugPro-FGSM ("
+#: The row name of AugPro-FGSM at another step (glue_distill's `--augpro-fgsm-steps`).
+AUGPRO_FGSM_STEP_ROW = "KD+AugPro-FGSM ({:g} std)"
+STEP_ROW_PREFIX = AUGPRO_FGSM_STEP_ROW.split("{")[0]
 
 
 def _paired(a_entries, b_entries, metric):
