@@ -192,15 +192,21 @@ def summarize(per_step, wall, cpu, timing):
     }
 
 
+def cpu_ceiling(baseline_cpu_ms, cpu_ms, matmul_like_share):
+    """The speed-up over `baseline_cpu_ms` of a step of `cpu_ms` whose matmul-like
+    share of the op time took no time at all."""
+    return baseline_cpu_ms / (cpu_ms * (1 - matmul_like_share))
+
+
 def ceilings(baseline, other):
     """Amdahl ceilings of `other`'s speed-up over `baseline` (reports of `summarize`)."""
-    non_matmul_cpu = other["median_cpu_ms"] * (1 - other["matmul_like_share"])
     return {
         "measured_speedup_cpu": baseline["median_cpu_ms"] / other["median_cpu_ms"],
         "measured_speedup_wall": baseline["median_ms"] / other["median_ms"],
         "measured_speedup_op_time": baseline["op_ms_per_step"] / other["op_ms_per_step"],
         "ceiling_op_time": baseline["op_ms_per_step"] / other["non_matmul_ms_per_step"],
-        "ceiling_cpu": baseline["median_cpu_ms"] / non_matmul_cpu,
+        "ceiling_cpu": cpu_ceiling(baseline["median_cpu_ms"], other["median_cpu_ms"],
+                                   other["matmul_like_share"]),
         "matmul_like_speedup_op_time": baseline["matmul_like_ms_per_step"]
         / other["matmul_like_ms_per_step"],
         "non_matmul_speedup_op_time": baseline["non_matmul_ms_per_step"] / other["non_matmul_ms_per_step"],
@@ -248,7 +254,8 @@ def render_markdown(report, top=25):
         medians = step_medians(run)
         baseline = report["runs"][f"{run['mode']} [{report['policies'][0]}]"]
         ceiling_op = step_medians(baseline)["op_ms"] / medians["non_matmul_ms"]
-        ceiling_cpu = baseline["median_cpu_ms"] / (run["median_cpu_ms"] * (1 - medians["matmul_like_share"]))
+        ceiling_cpu = cpu_ceiling(baseline["median_cpu_ms"], run["median_cpu_ms"],
+                                  medians["matmul_like_share"])
         ceiling = "- | - |" if run is baseline else f"{ceiling_op:.2f} | {ceiling_cpu:.2f} |"
         lines.append(f"| {name} | " + ", ".join(f"{ms:.0f}" for ms in run["profiled"]["op_ms"])
                      + f" | {medians['op_ms']:.0f} | {medians['matmul_like_ms']:.0f} | "
