@@ -8,6 +8,7 @@ from it (its first two layers) is trained once per row:
 |----------------------------|----------------------------------------------------|
 | FT student                 | the labels alone                                   |
 | KD                         | labels + the teacher's logits (Eq. 4)              |
+| KD+KNN                     | KD + KNN token replacement (the token baseline)    |
 | KD+MixUp                   | KD + MixUp of embeddings                           |
 | KD+AugPro-Mix              | KD + MixUp projected to tokens                     |
 | KD+AugPro-Mix (end)        | the same, closing special token at the mixed end   |
@@ -15,13 +16,18 @@ from it (its first two layers) is trained once per row:
 | KD+AugPro-FGSM             | KD + FGSM projected to tokens                      |
 | KD+AugPro-Mix+AugPro-FGSM  | both AugPro augmentations                          |
 
-Settings (`--settings`):
+Settings (`--settings`), each with its own default rows (`--rows` overrides):
 - `sst2_500`, `sst2_1k`, `sst2_2k`: SST-2 with 500 / 1000 / 2000 labeled
   training examples, the full dev set (872): the paper's Figure 3 axis.
-- `rte`: RTE, all 2490 training pairs, the full dev set (277).
+  `sst2_1k` runs every row; `sst2_500` and `sst2_2k` the main rows
+  (`MAIN_ROWS`: all but KD+KNN and KD+AugPro-Mix (end), the two questions
+  `sst2_1k` answers once: KNN's diagnostics and the special-token placement).
+- `rte`: RTE, all 2490 training pairs, the full dev set (277); the main rows
+  and KD+AugPro-Mix (end) (a pair has a [SEP] between its segments, where the
+  placement may matter more).
 - `sst2_unlabeled`: the paper's Table 2 setting: the teacher (and the FT
   student) see 10% of SST-2's training set with labels; distillation uses
-  the other 90% without labels.
+  the other 90% without labels. The main rows.
 - `sst2_1k_bf16`: the precision check. `sst2_1k`'s data and teacher (it
   reloads that setting's fine-tuned teacher, so `sst2_1k` goes first), every
   model under `mixed_bfloat16`; rows KD, KD+AugPro-Mix and KD+AugPro-FGSM
@@ -102,8 +108,10 @@ SWEEP_LEARNING_RATES = (1e-4, 3e-4, 1e-3)
 SWEEP_STEPS = (150, 300)
 SWEEP_STEPS_PER_EPOCH = 25
 
-ROWS = ["FT student", "KD", "KD+MixUp", "KD+AugPro-Mix", "KD+AugPro-Mix (end)", "KD+FGSM",
-        "KD+AugPro-FGSM", "KD+AugPro-Mix+AugPro-FGSM"]
+ROWS = ["FT student", "KD", "KD+KNN", "KD+MixUp", "KD+AugPro-Mix", "KD+AugPro-Mix (end)",
+        "KD+FGSM", "KD+AugPro-FGSM", "KD+AugPro-Mix+AugPro-FGSM"]
+#: The rows of every main comparison (the default rows of most settings).
+MAIN_ROWS = [row for row in ROWS if row not in ("KD+KNN", "KD+AugPro-Mix (end)")]
 
 
 def distillation_runs(fgsm_relative_epsilon=FGSM_RELATIVE_EPSILON, augpro_fgsm_steps=()):
@@ -115,6 +123,7 @@ def distillation_runs(fgsm_relative_epsilon=FGSM_RELATIVE_EPSILON, augpro_fgsm_s
              for step in augpro_fgsm_steps]
     return [
         {"name": "KD", "augmentations": []},
+        {"name": "KD+KNN", "augmentations": ["knn"]},
         {"name": "KD+MixUp", "augmentations": ["mixup"]},
         {"name": "KD+AugPro-Mix", "augmentations": ["augpro_mix"]},
         {"name": "KD+AugPro-Mix (end)", "augmentations": [AUGPRO_MIX_END]},
@@ -124,24 +133,25 @@ def distillation_runs(fgsm_relative_epsilon=FGSM_RELATIVE_EPSILON, augpro_fgsm_s
     ] + steps
 
 
-# task, overrides of the data section, and the teacher's epochs x steps per epoch
+# task, overrides of the data section, the teacher's epochs x steps per epoch,
+# and the default rows
 SETTINGS = {
     "sst2_500": {"task": "sst2", "data": {"max_train_examples": 500, "sequence_length": 48},
-                 "teacher_steps": (3, 32)},
+                 "teacher_steps": (3, 32), "rows": MAIN_ROWS},
     "sst2_1k": {"task": "sst2", "data": {"max_train_examples": 1000, "sequence_length": 48},
-                "teacher_steps": (3, 32)},
+                "teacher_steps": (3, 32), "rows": ROWS},
     "sst2_2k": {"task": "sst2", "data": {"max_train_examples": 2000, "sequence_length": 48},
-                "teacher_steps": (3, 64)},
+                "teacher_steps": (3, 64), "rows": MAIN_ROWS},
     # RTE pairs are long: 128 tokens still truncates some (the report's
     # `truncated_dev_fraction`).
     "rte": {"task": "rte", "data": {"max_train_examples": None, "sequence_length": 128},
-            "teacher_steps": (3, 78)},
+            "teacher_steps": (3, 78), "rows": MAIN_ROWS + ["KD+AugPro-Mix (end)"]},
     "sst2_unlabeled": {"task": "sst2",
                        "data": {"max_train_examples": None, "labeled_fraction": 0.1,
                                 "sequence_length": 48},
-                       "teacher_steps": (2, 60)},
+                       "teacher_steps": (2, 60), "rows": MAIN_ROWS},
     "mrpc": {"task": "mrpc", "data": {"max_train_examples": None, "sequence_length": 64},
-             "teacher_steps": (2, 80)},
+             "teacher_steps": (2, 80), "rows": MAIN_ROWS},
     # The precision check: sst2_1k's students under mixed_bfloat16, distilled from
     # sst2_1k's own (float32) teacher and paired by seed with sst2_1k's float32
     # entries (the report's `reference_comparisons`). Its default rows are the
@@ -233,7 +243,7 @@ def selected_runs(args, setting):
     step of `--augpro-fgsm-steps`."""
     runs = {run["name"]: run
             for run in distillation_runs(args.fgsm_relative_epsilon, args.augpro_fgsm_steps)}
-    asked = args.rows if args.rows is not None else SETTINGS[setting].get("rows", ROWS)
+    asked = args.rows if args.rows is not None else SETTINGS[setting]["rows"]
     names = [name for name in ROWS if name in asked]
     names += [AUGPRO_FGSM_STEP_ROW.format(step) for step in args.augpro_fgsm_steps]
     return [(name, runs.get(name)) for name in names]
@@ -504,7 +514,7 @@ def main(argv=None):
                         help="also run MRPC (its students stayed at the majority class before)")
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=None,
                         help="train only these rows (the teacher is fine-tuned all the same); "
-                             "default: every row, or the setting's own rows (sst2_1k_bf16)")
+                             "default: the setting's own rows (see above)")
     parser.add_argument("--fgsm-relative-epsilon", type=float, default=FGSM_RELATIVE_EPSILON,
                         help="KD+FGSM's step size, a multiple of the standard deviation of "
                              "the student's embedding table")

@@ -26,6 +26,7 @@ COMPARISONS = (
     ("KD+AugPro-FGSM", "KD"),
     ("KD+AugPro-Mix+AugPro-FGSM", "KD"),
     ("KD+AugPro-Mix (end)", "KD+AugPro-Mix"),
+    ("KD+KNN", "KD"),
 )
 
 # Diagnostics shown in the Markdown tables: (log suffix, column title).

@@ -152,9 +152,9 @@ def test_glue_distill_benchmark(tmp_path):
     assert data["labeled_train_examples"] == 16 and data["distill_examples"] == 144
     assert not data["distill_labeled"]
     assert 0 <= setting["teacher"]["metrics"]["accuracy"] <= 1
-    assert list(setting["rows"]) == ["FT student", "KD", "KD+MixUp", "KD+AugPro-Mix",
-                                     "KD+AugPro-Mix (end)", "KD+FGSM", "KD+AugPro-FGSM",
-                                     "KD+AugPro-Mix+AugPro-FGSM"]
+    # The setting's own rows: the main ones (KNN and the "end" placement run on sst2_1k).
+    assert list(setting["rows"]) == ["FT student", "KD", "KD+MixUp", "KD+AugPro-Mix", "KD+FGSM",
+                                     "KD+AugPro-FGSM", "KD+AugPro-Mix+AugPro-FGSM"]
     assert 0 <= data["truncated_dev_fraction"] <= 1
     table = markdown("glue_distill.py", report, tmp_path)
     assert "| KD+AugPro-Mix |" in table and "KD+AugPro-Mix − KD+MixUp" in table
@@ -166,7 +166,7 @@ def test_glue_distill_benchmark(tmp_path):
         assert len(row["wall_seconds"]["per_seed"]) == 2 and row["wall_seconds"]["median"] > 0
     # Every main comparison is paired over both seeds, with an interval and a sign count.
     pairs = {(c["a"], c["b"]): c for c in setting["comparisons"]}
-    assert set(pairs) == set(GLUE_COMPARISONS)
+    assert set(pairs) == set(GLUE_COMPARISONS[:7])
     for c in pairs.values():
         assert c["n"] == 2 and c["seeds"] == [0, 1]
         assert c["wins"] + c["ties"] + c["losses"] == 2
@@ -202,6 +202,7 @@ GLUE_COMPARISONS = [
     ("KD+AugPro-Mix", "KD+MixUp"), ("KD+AugPro-FGSM", "KD+FGSM"), ("KD+MixUp", "KD"),
     ("KD+AugPro-Mix", "KD"), ("KD+FGSM", "KD"), ("KD+AugPro-FGSM", "KD"),
     ("KD+AugPro-Mix+AugPro-FGSM", "KD"), ("KD+AugPro-Mix (end)", "KD+AugPro-Mix"),
+    ("KD+KNN", "KD"),
 ]
 
 
@@ -306,10 +307,20 @@ def test_glue_distill_sweep(tmp_path):
 def test_glue_distill_benchmark_selected_rows_and_fgsm_step(tmp_path):
     glue_dir = write_sst2(tmp_path / "glue")
     report, _ = run_glue(glue_dir, tmp_path, "--settings", "sst2_1k", "--seeds", "3", "--rows",
-                         "KD+FGSM", "KD", "--fgsm-relative-epsilon", "0.02", output=None)
+                         "KD+FGSM", "KD+KNN", "KD", "--fgsm-relative-epsilon", "0.02",
+                         output=None)
     setting = report["settings"]["sst2_1k"]
     assert setting["entries"]["KD+FGSM"]["3"]["augmentations"] == [
         {"type": "fgsm", "relative_epsilon": 0.02}]
     assert setting["entries"]["KD"]["3"]["augmentations"] == []
-    assert list(setting["rows"]) == ["KD", "KD+FGSM"]  # table order
+    assert setting["entries"]["KD+KNN"]["3"]["augmentations"] == ["knn"]
+    assert list(setting["rows"]) == ["KD", "KD+KNN", "KD+FGSM"]  # table order
     assert setting["rows"]["KD+FGSM"]["seeds"] == [3]
+    # KNN's diagnostics are logged per epoch and summarized per row.
+    train = setting["entries"]["KD+KNN"]["3"]["history"]["train"]
+    for name in ("knn_token_change_rate", "knn_teacher_confidence", "knn_teacher_label_flip_rate"):
+        assert len(train[name]) == 2 and all(0 <= v <= 1 for v in train[name]), name
+    assert 0 < train["knn_token_change_rate"][0]
+    assert {"knn_loss", "knn_token_change_rate"} <= set(setting["rows"]["KD+KNN"]["diagnostics"])
+    assert {(c["a"], c["b"]) for c in setting["comparisons"]} == {
+        ("KD+FGSM", "KD"), ("KD+KNN", "KD")}
