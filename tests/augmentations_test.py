@@ -334,8 +334,8 @@ def test_augpro_fgsm_default_step_changes_tokens_on_the_minilm_table():
         return (new != ids)[replaceable].mean()
 
     default = aug.AugProFGSM()
-    assert default.relative_epsilon == 3.5
-    assert 0.05 < change_rate(default) < 0.5
+    assert default.relative_epsilon == 3.0
+    assert 0.02 < change_rate(default) < 0.5  # 0.050 here (random signs change fewer)
     assert change_rate(aug.AugProFGSM(relative_epsilon=1.0)) < 0.01  # the old default: (almost) nothing changes
 
 
