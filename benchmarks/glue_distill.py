@@ -433,8 +433,7 @@ def run_setting(setting, args, report, save, sweep_points=None):
             stored["reference"] = reference
             reference = (reference, report["settings"].get(reference, {}))
         teacher = Teacher(session, config, stored, reference).get()
-        glue_report.summarize_setting(stored)
-        glue_report.summarize_references(report)
+        glue_report.summarize(report)
         save()
         factory = StudentFactory(config, teacher, session.tokenizer, session.data, session.strategy)
         if sweep_points is not None:

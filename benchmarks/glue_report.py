@@ -27,6 +27,7 @@ COMPARISONS = (
     ("KD+AugPro-Mix+AugPro-FGSM", "KD"),
     ("KD+AugPro-Mix (end)", "KD+AugPro-Mix"),
     ("KD+KNN", "KD"),
+    ("KD+AugPro-Mix", "KD+KNN"),
 )
 
 # Diagnostics shown in the Markdown tables: (log suffix, column title).
@@ -69,7 +70,15 @@ def entry(report, setting, row, seed):
 def add_entry(report, setting, row, seed, value):
     entries = report["settings"][setting].setdefault("entries", {})
     entries.setdefault(row, {})[str(seed)] = value
-    summarize_setting(report["settings"][setting])
+    summarize(report)
+
+
+def summarize(report):
+    """Recomputes every setting's summaries and comparisons from its entries (so a
+    report saved by this version has this version's comparisons everywhere)."""
+    for setting in report["settings"].values():
+        if "metrics" in setting:
+            summarize_setting(setting)
     summarize_references(report)
 
 

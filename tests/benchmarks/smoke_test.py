@@ -202,7 +202,7 @@ GLUE_COMPARISONS = [
     ("KD+AugPro-Mix", "KD+MixUp"), ("KD+AugPro-FGSM", "KD+FGSM"), ("KD+MixUp", "KD"),
     ("KD+AugPro-Mix", "KD"), ("KD+FGSM", "KD"), ("KD+AugPro-FGSM", "KD"),
     ("KD+AugPro-Mix+AugPro-FGSM", "KD"), ("KD+AugPro-Mix (end)", "KD+AugPro-Mix"),
-    ("KD+KNN", "KD"),
+    ("KD+KNN", "KD"), ("KD+AugPro-Mix", "KD+KNN"),
 ]
 
 
@@ -222,6 +222,14 @@ def test_glue_distill_benchmark_resumes(tmp_path):
         assert after["rows"][row]["seeds"] == [0, 1]
     assert len(second["invocations"]) == 2
     assert [c["n"] for c in after["comparisons"]] == [2]
+    # Summaries are recomputed from the entries, even where no entry is added (a report
+    # saved by an older version, with fewer comparisons, gets this version's).
+    stale = json.loads(json.dumps(second))
+    stale["settings"]["sst2_1k"]["comparisons"] = []
+    (tmp_path / "saved.json").write_text(json.dumps(stale))
+    third, log = run_glue(glue_dir, tmp_path, *rows, "--seeds", "0", "1")
+    assert "KD+AugPro-Mix / seed 1: done, skipped" in log
+    assert third["settings"]["sst2_1k"]["comparisons"] == after["comparisons"]
     # Another recipe or another augmentation would not be comparable: refused, the report untouched.
     base = [sys.executable, str(BENCHMARKS / "glue_distill.py"), "--glue-dir", str(glue_dir),
             "--size", "tiny", "--work-dir", str(tmp_path / "runs"), "--output",
