@@ -108,12 +108,6 @@ SWEEP_LEARNING_RATES = (1e-4, 3e-4, 1e-3)
 SWEEP_STEPS = (150, 300)
 SWEEP_STEPS_PER_EPOCH = 25
 
-ROWS = ["FT student", "KD", "KD+KNN", "KD+MixUp", "KD+AugPro-Mix", "KD+AugPro-Mix (end)",
-        "KD+FGSM", "KD+AugPro-FGSM", "KD+AugPro-Mix+AugPro-FGSM"]
-#: The rows of every main comparison (the default rows of most settings).
-MAIN_ROWS = [row for row in ROWS if row not in ("KD+KNN", "KD+AugPro-Mix (end)")]
-
-
 def distillation_runs(fgsm_relative_epsilon=FGSM_RELATIVE_EPSILON, augpro_fgsm_steps=()):
     """The command line tool's run specs of every row but the FT student, then one
     AugPro-FGSM row per step of `augpro_fgsm_steps` (multiples of the table's std)."""
@@ -131,6 +125,12 @@ def distillation_runs(fgsm_relative_epsilon=FGSM_RELATIVE_EPSILON, augpro_fgsm_s
         {"name": "KD+AugPro-FGSM", "augmentations": [AUGPRO_FGSM]},
         {"name": "KD+AugPro-Mix+AugPro-FGSM", "augmentations": ["augpro_mix", AUGPRO_FGSM]},
     ] + steps
+
+
+#: Every row, in table order: the FT student, then the distillation runs.
+ROWS = ["FT student"] + [run["name"] for run in distillation_runs()]
+#: The rows of every main comparison (the default rows of most settings).
+MAIN_ROWS = [row for row in ROWS if row not in ("KD+KNN", "KD+AugPro-Mix (end)")]
 
 
 # task, overrides of the data section, the teacher's epochs x steps per epoch,
