@@ -56,7 +56,9 @@ Resuming: the report at `--output` holds one entry per finished
 `(setting, row, seed)`, written atomically as it finishes. Rerunning with
 the same `--output` and `--work-dir` skips the finished entries and runs the
 missing ones; the fine-tuned teacher is kept in the work folder and
-reloaded. A report of another recipe or another size is refused. Every
+reloaded. Where the work folder is gone (another machine), the teacher is
+fine-tuned again from its seed and kept only if its per-epoch curve retraces
+the recorded one (`REFIT_TOLERANCE`; the report lists the refits). A report of another recipe or another size is refused. Every
 entry records the commit, the machine, its wall time, the load average
 before and after, and its per-epoch logs (losses, diagnostics, dev metrics).
 
@@ -91,6 +93,10 @@ import glue_report  # noqa: E402
 FGSM_RELATIVE_EPSILON = 0.01
 AUGPRO_FGSM = {"type": "augpro_fgsm", "relative_epsilon": 3.0}
 AUGPRO_MIX_END = {"type": "augpro_mix", "special_token_placement": "end"}
+#: How far a re-fine-tuned teacher's per-epoch curve (losses, accuracies, dev
+#: metrics) may be from the recorded one for the report's entries to stay
+#: valid (`Teacher.check_refit`): float noise, not one dev example (>= 1/872).
+REFIT_TOLERANCE = 1e-4
 
 #: The students' recipe (the `distill` section), the same for every row and
 #: setting, chosen by the `--sweep` of docs/results.md (plain KD on sst2_1k,
@@ -326,20 +332,59 @@ class Teacher:
             log(f"Teacher: reloading {self.path}")
             teacher.load_weights(self.path)
             return teacher
-        if self.report.get("entries"):
-            raise RuntimeError(
-                f"The report already has entries of this setting, but the teacher they were "
-                f"distilled from is gone ({self.path} does not exist). Pass the --work-dir of the "
-                f"first run, or write to another --output."
-            )
         start, before = time.time(), load_average()
         teacher, metrics, details = training.finetune(self.session, teacher, "Teacher",
                                                       self.session.data.train)
+        value = {"metrics": metrics, **details, "wall_seconds": round(time.time() - start, 1),
+                 "load_before": before, "load_after": load_average()}
+        if "teacher" in self.report:
+            self.check_refit(value)
         teacher.save_weights(self.path)
-        self.report["teacher"] = {"metrics": metrics, **details,
-                                  "wall_seconds": round(time.time() - start, 1),
-                                  "load_before": before, "load_after": load_average()}
+        if "teacher" in self.report:
+            self.report["teacher"].setdefault("refits", []).append(
+                {"commit": commit()[0], "machine": machine(), "wall_seconds": value["wall_seconds"],
+                 "max_difference": history_difference(self.report["teacher"], value)})
+        else:
+            self.report["teacher"] = value
         return teacher
+
+    def check_refit(self, value):
+        """Refuses a re-fine-tuned teacher whose curve is not the recorded one's.
+
+        The teacher's weights live in the work folder, not in the report; a
+        resume on another machine (or after the folder was cleared) fine-tunes
+        it again from the same seed. Its entries were distilled from the first
+        teacher, so the new one must retrace its per-epoch training loss,
+        accuracy and dev metrics (within `REFIT_TOLERANCE`) or the run stops.
+        """
+        difference = history_difference(self.report["teacher"], value)
+        if difference is None or difference > REFIT_TOLERANCE:
+            raise RuntimeError(
+                f"The teacher's weights are gone ({self.path} does not exist) and fine-tuning "
+                f"it again did not reproduce the recorded one (largest difference of its "
+                f"per-epoch curve: {difference}; allowed: {REFIT_TOLERANCE}; recorded "
+                f"{json.dumps(self.report['teacher']['history'], sort_keys=True)}, now "
+                f"{json.dumps(value['history'], sort_keys=True)}). The report's entries were "
+                f"distilled from the recorded teacher: pass the --work-dir of the first run, or "
+                f"write to another --output."
+            )
+        log(f"Teacher: fine-tuned again, its curve matches the recorded one (largest "
+            f"difference {difference})")
+
+
+def history_difference(recorded, value):
+    """The largest absolute difference between two teachers' per-epoch curves
+    (every logged number, dev metrics included); `None` where they do not have
+    the same epochs, logs or best epoch."""
+    first, second = recorded["history"], value["history"]
+    if set(first) != set(second) or recorded["best_epoch"] != value["best_epoch"]:
+        return None
+    differences = [0.0]
+    for key in first:
+        if len(first[key]) != len(second[key]):
+            return None
+        differences += [abs(a - b) for a, b in zip(first[key], second[key])]
+    return max(differences)
 
 
 # === Entries ===

@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -248,6 +249,34 @@ def test_glue_distill_benchmark_resumes(tmp_path):
     done = subprocess.run(base + ["--rows", "KD+FGSM"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "another augmentations for sst2_1k / KD+FGSM" in done.stderr
+
+
+def test_glue_distill_benchmark_refits_a_lost_teacher(tmp_path):
+    """Without the work folder (another machine), the teacher is fine-tuned again and
+    kept only if its curve retraces the recorded one; else the run stops, the report untouched."""
+    glue_dir = write_sst2(tmp_path / "glue")
+    rows = ["--rows", "KD", "--settings", "sst2_1k"]
+    first, _ = run_glue(glue_dir, tmp_path, *rows, "--seeds", "0")
+    shutil.rmtree(tmp_path / "runs")
+    second, log = run_glue(glue_dir, tmp_path, *rows, "--seeds", "0", "1")
+    assert "its curve matches the recorded one" in log and "KD / seed 0: done, skipped" in log
+    before, after = first["settings"]["sst2_1k"], second["settings"]["sst2_1k"]
+    refit = after["teacher"].pop("refits")
+    assert len(refit) == 1 and refit[0]["max_difference"] <= 1e-4
+    assert after["teacher"] == before["teacher"]
+    assert set(after["entries"]["KD"]) == {"0", "1"}
+    # A recorded curve the new teacher does not retrace: refused, the report untouched.
+    changed = json.loads((tmp_path / "saved.json").read_text())
+    changed["settings"]["sst2_1k"]["teacher"]["history"]["loss"][0] += 0.01
+    (tmp_path / "saved.json").write_text(json.dumps(changed))
+    shutil.rmtree(tmp_path / "runs")
+    command = [sys.executable, str(BENCHMARKS / "glue_distill.py"), "--glue-dir", str(glue_dir),
+               "--size", "tiny", "--work-dir", str(tmp_path / "runs"), "--output",
+               str(tmp_path / "saved.json"), *rows, "--seeds", "0", "1", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "did not reproduce the recorded one" in done.stderr
+    assert json.loads((tmp_path / "saved.json").read_text()) == changed
+    assert not (tmp_path / "runs" / "sst2_1k" / "teacher.weights.h5").exists()
 
 
 def test_glue_distill_precision_setting_and_augpro_fgsm_steps(tmp_path):
