@@ -133,13 +133,17 @@ def write_sst2(folder, train_rows=160, dev_rows=32):
     return folder
 
 
-def run_glue(glue_dir, tmp_path, *args, output="saved.json"):
-    """glue_distill.py at the tiny size; returns (printed report, stderr)."""
+def command_of(glue_dir, tmp_path, *args, output="saved.json"):
+    """The command line of glue_distill.py at the tiny size."""
     command = [sys.executable, str(BENCHMARKS / "glue_distill.py"), "--glue-dir", str(glue_dir),
                "--size", "tiny", "--work-dir", str(tmp_path / "runs"), *args]
-    if output:
-        command += ["--output", str(tmp_path / output)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    return command + ["--output", str(tmp_path / output)] if output else command
+
+
+def run_glue(glue_dir, tmp_path, *args, output="saved.json"):
+    """glue_distill.py at the tiny size; returns (printed report, stderr)."""
+    done = subprocess.run(command_of(glue_dir, tmp_path, *args, output=output),
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout), done.stderr
 
@@ -228,13 +232,29 @@ def test_glue_distill_benchmark_resumes(tmp_path):
     stale = json.loads(json.dumps(second))
     stale["settings"]["sst2_1k"]["comparisons"] = []
     (tmp_path / "saved.json").write_text(json.dumps(stale))
+    # Without the work folder (another machine), the teacher is fine-tuned again and
+    # kept because its curve retraces the recorded one.
+    shutil.rmtree(tmp_path / "runs")
     third, log = run_glue(glue_dir, tmp_path, *rows, "--seeds", "0", "1")
     assert "KD+AugPro-Mix / seed 1: done, skipped" in log
+    assert "its curve matches the recorded one" in log
     assert third["settings"]["sst2_1k"]["comparisons"] == after["comparisons"]
+    refits = third["settings"]["sst2_1k"]["teacher"].pop("refits")
+    assert len(refits) == 1 and refits[0]["max_difference"] <= 1e-4
+    assert third["settings"]["sst2_1k"]["teacher"] == before["teacher"]
+    # A recorded curve the new teacher does not retrace: refused, the report untouched.
+    changed = json.loads((tmp_path / "saved.json").read_text())
+    changed["settings"]["sst2_1k"]["teacher"]["history"]["loss"][0] += 0.01
+    (tmp_path / "saved.json").write_text(json.dumps(changed))
+    shutil.rmtree(tmp_path / "runs")
+    done = subprocess.run(command_of(glue_dir, tmp_path, *rows, "--seeds", "0", "1"),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "did not reproduce the recorded one" in done.stderr
+    assert json.loads((tmp_path / "saved.json").read_text()) == changed
+    assert not (tmp_path / "runs" / "sst2_1k" / "teacher.weights.h5").exists()
+    (tmp_path / "saved.json").write_text(json.dumps(second))
     # Another recipe or another augmentation would not be comparable: refused, the report untouched.
-    base = [sys.executable, str(BENCHMARKS / "glue_distill.py"), "--glue-dir", str(glue_dir),
-            "--size", "tiny", "--work-dir", str(tmp_path / "runs"), "--output",
-            str(tmp_path / "saved.json"), "--settings", "sst2_1k", "--seeds", "0"]
+    base = command_of(glue_dir, tmp_path, "--settings", "sst2_1k", "--seeds", "0")
     command = base + ["--rows", "KD", "KD+AugPro-Mix"]
     changed = json.loads((tmp_path / "saved.json").read_text())
     changed["settings"]["sst2_1k"]["recipe"]["distill"]["learning_rate"] = 0.5
@@ -249,34 +269,6 @@ def test_glue_distill_benchmark_resumes(tmp_path):
     done = subprocess.run(base + ["--rows", "KD+FGSM"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "another augmentations for sst2_1k / KD+FGSM" in done.stderr
-
-
-def test_glue_distill_benchmark_refits_a_lost_teacher(tmp_path):
-    """Without the work folder (another machine), the teacher is fine-tuned again and
-    kept only if its curve retraces the recorded one; else the run stops, the report untouched."""
-    glue_dir = write_sst2(tmp_path / "glue")
-    rows = ["--rows", "KD", "--settings", "sst2_1k"]
-    first, _ = run_glue(glue_dir, tmp_path, *rows, "--seeds", "0")
-    shutil.rmtree(tmp_path / "runs")
-    second, log = run_glue(glue_dir, tmp_path, *rows, "--seeds", "0", "1")
-    assert "its curve matches the recorded one" in log and "KD / seed 0: done, skipped" in log
-    before, after = first["settings"]["sst2_1k"], second["settings"]["sst2_1k"]
-    refit = after["teacher"].pop("refits")
-    assert len(refit) == 1 and refit[0]["max_difference"] <= 1e-4
-    assert after["teacher"] == before["teacher"]
-    assert set(after["entries"]["KD"]) == {"0", "1"}
-    # A recorded curve the new teacher does not retrace: refused, the report untouched.
-    changed = json.loads((tmp_path / "saved.json").read_text())
-    changed["settings"]["sst2_1k"]["teacher"]["history"]["loss"][0] += 0.01
-    (tmp_path / "saved.json").write_text(json.dumps(changed))
-    shutil.rmtree(tmp_path / "runs")
-    command = [sys.executable, str(BENCHMARKS / "glue_distill.py"), "--glue-dir", str(glue_dir),
-               "--size", "tiny", "--work-dir", str(tmp_path / "runs"), "--output",
-               str(tmp_path / "saved.json"), *rows, "--seeds", "0", "1", "2"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert done.returncode != 0 and "did not reproduce the recorded one" in done.stderr
-    assert json.loads((tmp_path / "saved.json").read_text()) == changed
-    assert not (tmp_path / "runs" / "sst2_1k" / "teacher.weights.h5").exists()
 
 
 def test_glue_distill_precision_setting_and_augpro_fgsm_steps(tmp_path):
