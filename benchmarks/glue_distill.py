@@ -78,7 +78,6 @@ import copy
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -89,6 +88,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import glue_history  # noqa: E402
 import glue_report  # noqa: E402
+import machine_info  # noqa: E402
 
 FGSM_RELATIVE_EPSILON = 0.01
 AUGPRO_FGSM = {"type": "augpro_fgsm", "relative_epsilon": 3.0}
@@ -282,11 +282,6 @@ def commit():
     return head, bool(dirty)
 
 
-def machine():
-    return {"platform": platform.platform(), "node": platform.node(), "cpus": os.cpu_count(),
-            "processor": platform.processor()}
-
-
 def load_average():
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -342,7 +337,7 @@ class Teacher:
         teacher.save_weights(self.path)
         if "teacher" in self.report:
             self.report["teacher"].setdefault("refits", []).append(
-                {"commit": commit()[0], "machine": machine(), "wall_seconds": value["wall_seconds"],
+                {"commit": commit()[0], "machine": machine_info.describe(), "wall_seconds": value["wall_seconds"],
                  "max_difference": history_difference(self.report["teacher"], value)})
         else:
             self.report["teacher"] = value
@@ -419,7 +414,7 @@ def run_entry(session, teacher, factory, name, run, seed, distill_overrides=None
         "load_after": load_average(),
         "commit": head,
         "dirty": dirty,
-        "machine": platform.node(),
+        "machine": machine_info.describe(),
         "augmentations": None if run is None else run["augmentations"],
         "distill": {k: config["distill"][k] for k in config["distill"] if k != "runs"},
         "history": glue_history.read(log_dir),
@@ -610,7 +605,7 @@ def main(argv=None):
     check_same(report["size"], args.size, "--size", args.output)
     head, dirty = commit()
     invocation = {"command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-                  "commit": head, "dirty": dirty, "machine": machine(),
+                  "commit": head, "dirty": dirty, "machine": machine_info.describe(),
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "load_before": load_average(),
                   "threads": args.threads}
     report["invocations"].append(invocation)

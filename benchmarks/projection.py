@@ -46,12 +46,14 @@ import argparse
 import gc
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
+
+# The script's own folder is on `sys.path` when it runs, so its sibling imports.
+import machine_info  # noqa: E402
 
 METHODS = ("matmul", "naive", "projection", "faiss", "matmul_bf16", "projection_bf16",
            "projection_bf16_inexact")
@@ -434,7 +436,7 @@ def main():
     report = {
         "benchmark": "projection",
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
+        "machine": machine_info.describe(),
         "table": args.table,
         "queries": args.queries,
         "hidden": 384 if args.table == "minilm" else args.hidden,

@@ -51,7 +51,6 @@ import bisect
 import glob
 import json
 import os
-import platform
 import re
 import statistics
 import sys
@@ -60,6 +59,7 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # The script's own folder is on `sys.path` when it runs, so its siblings import.
+import machine_info  # noqa: E402
 from step_time import MODES  # noqa: E402
 from step_time import POLICIES  # noqa: E402
 from step_time import StepTimer  # noqa: E402
@@ -332,8 +332,7 @@ def main():
     report = {
         "benchmark": "step_profile",
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpus": os.cpu_count()},
+        "machine": machine_info.describe(),
         "pair": args.pair,
         "batch": args.batch,
         "length": args.length,

@@ -57,14 +57,14 @@ import argparse
 import functools
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-# The script's own folder is on `sys.path` when it runs, so its sibling imports.
+# The script's own folder is on `sys.path` when it runs, so its siblings import.
+import machine_info  # noqa: E402
 from projection import build_call  # noqa: E402
 from projection import in_turns  # noqa: E402
 from projection import time_in_turns  # noqa: E402
@@ -535,7 +535,7 @@ def main():
     report = {
         "benchmark": "step_time",
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
+        "machine": machine_info.describe(),
         "pair": args.pair,
         "teacher": {"layers": views["teacher"].num_layers, "width": views["teacher"].embedding_dim,
                     "vocabulary": views["teacher"].vocabulary_size},

@@ -201,6 +201,8 @@ def test_glue_distill_benchmark(tmp_path):
         assert key in entry, key
     assert len(entry["load_before"]) == 3
     assert report["invocations"][0]["machine"]["cpus"] >= 1
+    assert entry["machine"] == report["invocations"][0]["machine"]  # with its CPU model and ISA
+    assert isinstance(entry["machine"]["isa"], list)
 
 
 GLUE_COMPARISONS = [
