@@ -58,9 +58,10 @@ the same `--output` and `--work-dir` skips the finished entries and runs the
 missing ones; the fine-tuned teacher is kept in the work folder and
 reloaded. Where the work folder is gone (another machine), the teacher is
 fine-tuned again from its seed and kept only if its per-epoch curve retraces
-the recorded one (`REFIT_TOLERANCE`; the report lists the refits). A report of another recipe or another size is refused. Every
-entry records the commit, the machine, its wall time, the load average
-before and after, and its per-epoch logs (losses, diagnostics, dev metrics).
+the recorded one (`REFIT_TOLERANCE`; the report lists the refits). A report
+of another recipe or another size is refused. Every entry records the
+commit, the machine, its wall time, the load average before and after, and
+its per-epoch logs (losses, diagnostics, dev metrics).
 
 `--size tiny` swaps MiniLM for small random models and a WordPiece
 vocabulary computed on the spot, for smoke tests.
@@ -95,7 +96,8 @@ AUGPRO_FGSM = {"type": "augpro_fgsm", "relative_epsilon": 3.0}
 AUGPRO_MIX_END = {"type": "augpro_mix", "special_token_placement": "end"}
 #: How far a re-fine-tuned teacher's per-epoch curve (losses, accuracies, dev
 #: metrics) may be from the recorded one for the report's entries to stay
-#: valid (`Teacher.check_refit`): float noise, not one dev example (>= 1/872).
+#: valid (`Teacher.check_refit`): float noise, less than one dev example (1/872
+#: of the largest dev set here).
 REFIT_TOLERANCE = 1e-4
 
 #: The students' recipe (the `distill` section), the same for every row and
@@ -332,15 +334,15 @@ class Teacher:
                                                       self.session.data.train)
         value = {"metrics": metrics, **details, "wall_seconds": round(time.time() - start, 1),
                  "load_before": before, "load_after": load_average()}
-        if "teacher" in self.report:
-            self.check_refit(value)
-        teacher.save_weights(self.path)
-        if "teacher" in self.report:
-            self.report["teacher"].setdefault("refits", []).append(
-                {"commit": commit()[0], "machine": machine_info.describe(), "wall_seconds": value["wall_seconds"],
-                 "max_difference": history_difference(self.report["teacher"], value)})
-        else:
+        if "teacher" not in self.report:
+            teacher.save_weights(self.path)
             self.report["teacher"] = value
+            return teacher
+        difference = self.check_refit(value)
+        teacher.save_weights(self.path)
+        self.report["teacher"].setdefault("refits", []).append(
+            {"commit": commit()[0], "machine": machine_info.describe(),
+             "wall_seconds": value["wall_seconds"], "max_difference": difference})
         return teacher
 
     def check_refit(self, value):
@@ -351,6 +353,7 @@ class Teacher:
         it again from the same seed. Its entries were distilled from the first
         teacher, so the new one must retrace its per-epoch training loss,
         accuracy and dev metrics (within `REFIT_TOLERANCE`) or the run stops.
+        Returns the largest difference.
         """
         difference = history_difference(self.report["teacher"], value)
         if difference is None or difference > REFIT_TOLERANCE:
@@ -365,6 +368,7 @@ class Teacher:
             )
         log(f"Teacher: fine-tuned again, its curve matches the recorded one (largest "
             f"difference {difference})")
+        return difference
 
 
 def history_difference(recorded, value):
