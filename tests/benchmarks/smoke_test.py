@@ -338,8 +338,11 @@ def test_glue_distill_precision_setting_and_augpro_fgsm_steps(tmp_path):
 
 def test_glue_distill_sweep(tmp_path):
     glue_dir = write_sst2(tmp_path / "glue")
+    # Without --output: the report is printed only.
     report, _ = run_glue(glue_dir, tmp_path, "--sweep", "--seeds", "0",
-                         "--sweep-learning-rates", "0.001", "0.003", "--sweep-steps", "100")
+                         "--sweep-learning-rates", "0.001", "0.003", "--sweep-steps", "100",
+                         output=None)
+    assert not (tmp_path / "saved.json").exists()
     sweep = report["sweep"]
     assert sweep["setting"] == "sst2_1k" and sweep["metric"] == "accuracy"
     assert [(p["learning_rate"], p["steps"]) for p in sweep["points"]] == [(0.001, 100), (0.003, 100)]
