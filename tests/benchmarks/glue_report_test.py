@@ -5,29 +5,14 @@ every row and comparison of the report without training.
 """
 
 import copy
-import importlib.util
-import pathlib
 import statistics
-import sys
 
 import pytest
 
-BENCHMARKS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.benchmarks.scripts import load
 
-
-def _module(name):
-    sys.path.insert(0, str(BENCHMARKS))  # the benchmark scripts import their siblings
-    try:
-        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
-
-
-glue_report = _module("glue_report")
-glue_distill = _module("glue_distill")
+glue_report = load("glue_report")
+glue_distill = load("glue_distill")
 
 STEP_ROW = glue_report.AUGPRO_FGSM_STEP_ROW.format(2.5)
 
@@ -54,12 +39,12 @@ def _setting(rows):
         "recipe": {"finetune": {"epochs": 3, "steps_per_epoch": 32},
                    "distill": {"epochs": 8, "steps_per_epoch": 25}},
         "teacher": {"metrics": {"accuracy": 0.9, "f1": 0.45}, "wall_seconds": 12.0},
-        "entries": {row: {str(seed): _entry(value, 10.0 + seed, augmentation(row))
+        "entries": {row: {str(seed): _entry(value, 10.0 + seed, _augmentation(row))
                           for seed, value in seeds.items()} for row, seeds in rows.items()},
     }
 
 
-def augmentation(row):
+def _augmentation(row):
     return {"KD+AugPro-Mix": "augpro_mix", "KD+AugPro-FGSM": "augpro_fgsm",
             "KD+KNN": "knn"}.get(row)
 

@@ -1,12 +1,8 @@
 """benchmarks/machine_info.py on a written /proc/cpuinfo."""
 
-import importlib.util
-import pathlib
+from tests.benchmarks.scripts import load
 
-_PATH = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "machine_info.py"
-_SPEC = importlib.util.spec_from_file_location("machine_info", _PATH)
-machine_info = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(machine_info)
+machine_info = load("machine_info")
 
 CPUINFO = """processor\t: 0
 model name\t: Intel(R) Xeon(R) Platinum 8481C

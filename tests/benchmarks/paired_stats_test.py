@@ -1,15 +1,11 @@
 """benchmarks/paired_stats.py on known data."""
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
 
-_PATH = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "paired_stats.py"
-_SPEC = importlib.util.spec_from_file_location("paired_stats", _PATH)
-paired_stats = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(paired_stats)
+from tests.benchmarks.scripts import load
+
+paired_stats = load("paired_stats")
 
 
 def test_differences_mean_and_sign_count():

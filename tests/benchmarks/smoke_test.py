@@ -1,14 +1,13 @@
 """Each benchmark script runs at a tiny size and prints its JSON report."""
 
 import json
-import pathlib
 import shutil
 import subprocess
 import sys
 
 import pytest
 
-BENCHMARKS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.benchmarks.scripts import BENCHMARKS
 
 
 def run(script, *args):

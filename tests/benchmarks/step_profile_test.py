@@ -1,28 +1,15 @@
 """benchmarks/step_profile.py: the op profile of a KD step at a tiny size, and its parser."""
 
-import importlib.util
 import json
-import pathlib
 import subprocess
 import sys
 
 import pytest
 
-BENCHMARKS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.benchmarks.scripts import BENCHMARKS
+from tests.benchmarks.scripts import load
 
-
-def _module():
-    sys.path.insert(0, str(BENCHMARKS))  # step_profile imports its sibling step_time
-    try:
-        spec = importlib.util.spec_from_file_location("step_profile", BENCHMARKS / "step_profile.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
-
-
-step_profile = _module()
+step_profile = load("step_profile")  # it imports its sibling step_time
 
 
 def run(*args, check=True):
