@@ -27,3 +27,17 @@ def glue_dir():
     if not SHARED_GLUE_DIR.is_dir():
         pytest.skip(f"real GLUE data not found at {SHARED_GLUE_DIR}")
     return SHARED_GLUE_DIR
+
+
+# Fixtures that train once for the tests that share them. The tests using one
+# go to one pytest-xdist worker (`--dist loadgroup`, pytest.ini), so that it
+# trains once per test run instead of once per worker.
+SHARED_TRAINED_FIXTURES = ("tiny_run", "minilm_run")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for name in SHARED_TRAINED_FIXTURES:
+            if name in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(name))
+                break

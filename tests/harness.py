@@ -9,7 +9,8 @@ of these, so each kind of object gets the same checks.
   of a tiny model around the layer.
 - `run_augmentation_test`: config round trip through `augmentations.get`,
   one Distiller step eagerly and one under `jit_compile=True` on tiny models
-  (finite losses, the student trains), and valid token outputs.
+  (exactly the expected logs, finite, the total the sum of its parts; the
+  student trains), and valid token outputs.
 - `run_model_test`: config round trip, `.keras` saving round trip with equal
   outputs, and a fit step.
 """
@@ -183,15 +184,14 @@ def run_augmentation_test(augmentation, labeled=True, batch_size=4, length=8, ru
         distiller = Distiller(
             teacher, student, augmentations=[augmentations.get(config)], seed=3, teacher_dropout=False
         )
-        distiller.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit_compile)
+        # Eagerly, then compiled with XLA (a graph, so graph mode is covered too).
+        distiller.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit_compile,
+                          run_eagerly=not jit_compile)
         assert distiller.xla_step == jit_compile
         before = [w.copy() for w in student.get_weights()]
         data = tiny.dataset(batch_size=batch_size, length=length, labeled=labeled)
         history = distiller.fit(data, epochs=1, verbose=0).history
-        name = augmentation.name
-        assert f"{name}_loss" in history, sorted(history)
-        for key, values in history.items():
-            assert np.isfinite(values[0]), (jit_compile, key, values)
+        _assert_augmentation_logs(history, augmentation, labeled, jit_compile)
         assert any(not np.array_equal(b, a) for b, a in zip(before, student.get_weights())), jit_compile
 
     # Eager: the augmented batch itself.
@@ -202,6 +202,26 @@ def run_augmentation_test(augmentation, labeled=True, batch_size=4, length=8, ru
     if output.token_ids is not None:
         _assert_valid_tokens(output, x, distiller)
     return output
+
+
+def _assert_augmentation_logs(history, augmentation, labeled, jit_compile):
+    """The step logs exactly the losses and diagnostics it computes, finite, and
+    its total loss is the sum of its parts (the augmentation's by its weight)."""
+    name = augmentation.name
+    expected = {"loss", "distillation_loss", f"{name}_loss"}
+    expected.update(f"{name}_{d}" for d in augmentation.diagnostic_names())
+    if labeled:
+        expected.add("student_loss")
+    if augmentation.produces_tokens:
+        expected.add(f"{name}_token_change_rate")
+    assert set(history) == expected, (jit_compile, sorted(history))
+    for key, values in history.items():
+        assert np.isfinite(values[0]), (jit_compile, key, values)
+        if key.endswith("_token_change_rate"):
+            assert 0.0 <= values[0] <= 1.0, (jit_compile, key, values)
+    parts = sum(history[key][0] for key in ("student_loss", "distillation_loss") if key in history)
+    parts += augmentation.weight * history[f"{name}_loss"][0]
+    np.testing.assert_allclose(history["loss"][0], parts, rtol=1e-5, err_msg=str(jit_compile))
 
 
 def _assert_valid_tokens(output, x, distiller):
