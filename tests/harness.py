@@ -13,6 +13,8 @@ of these, so each kind of object gets the same checks.
   student trains), and valid token outputs.
 - `run_model_test`: config round trip, `.keras` saving round trip with equal
   outputs, and a fit step.
+- `assert_step_logs`: the logs of a Distiller's epoch, exactly those of its
+  augmentations, finite, the total the sum of its parts.
 """
 
 import os
@@ -191,7 +193,7 @@ def run_augmentation_test(augmentation, labeled=True, batch_size=4, length=8, ru
         before = [w.copy() for w in student.get_weights()]
         data = tiny.dataset(batch_size=batch_size, length=length, labeled=labeled)
         history = distiller.fit(data, epochs=1, verbose=0).history
-        _assert_augmentation_logs(history, augmentation, labeled, jit_compile)
+        assert_step_logs(history, [augmentation], labeled, where=f"jit_compile={jit_compile}")
         assert any(not np.array_equal(b, a) for b, a in zip(before, student.get_weights())), jit_compile
 
     # Eager: the augmented batch itself.
@@ -204,24 +206,26 @@ def run_augmentation_test(augmentation, labeled=True, batch_size=4, length=8, ru
     return output
 
 
-def _assert_augmentation_logs(history, augmentation, labeled, jit_compile):
-    """The step logs exactly the losses and diagnostics it computes, finite, and
-    its total loss is the sum of its parts (the augmentation's by its weight)."""
-    name = augmentation.name
-    expected = {"loss", "distillation_loss", f"{name}_loss"}
-    expected.update(f"{name}_{d}" for d in augmentation.diagnostic_names())
+def assert_step_logs(history, augmentation_list, labeled=True, metrics=(), where=""):
+    """A Distiller's first epoch logs exactly the losses, metrics and
+    diagnostics of its augmentations, all finite, and its total loss is the
+    sum of its parts (each augmentation's loss by its weight)."""
+    expected = {"loss", "distillation_loss", *metrics}
     if labeled:
         expected.add("student_loss")
-    if augmentation.produces_tokens:
-        expected.add(f"{name}_token_change_rate")
-    assert set(history) == expected, (jit_compile, sorted(history))
+    for augmentation in augmentation_list:
+        expected.add(f"{augmentation.name}_loss")
+        expected.update(f"{augmentation.name}_{d}" for d in augmentation.diagnostic_names())
+        if augmentation.produces_tokens:
+            expected.add(f"{augmentation.name}_token_change_rate")
+    assert set(history) == expected, (where, sorted(history))
     for key, values in history.items():
-        assert np.isfinite(values[0]), (jit_compile, key, values)
+        assert np.isfinite(values[0]), (where, key, values)
         if key.endswith("_token_change_rate"):
-            assert 0.0 <= values[0] <= 1.0, (jit_compile, key, values)
+            assert 0.0 <= values[0] <= 1.0, (where, key, values)
     parts = sum(history[key][0] for key in ("student_loss", "distillation_loss") if key in history)
-    parts += augmentation.weight * history[f"{name}_loss"][0]
-    np.testing.assert_allclose(history["loss"][0], parts, rtol=1e-5, err_msg=str(jit_compile))
+    parts += sum(a.weight * history[f"{a.name}_loss"][0] for a in augmentation_list)
+    np.testing.assert_allclose(history["loss"][0], parts, rtol=1e-5, err_msg=str(where))
 
 
 def _assert_valid_tokens(output, x, distiller):
