@@ -37,9 +37,6 @@ def test_every_mode_trains_under_xla_and_logs(mode):
     history = distiller.fit(tiny.dataset(batch_size=4, length=8), epochs=1, verbose=0).history
     assert all(not np.array_equal(b, a) for b, a in zip(before, distiller.student.get_weights()))
     harness.assert_step_logs(history, distiller.augmentation_list, metrics=["accuracy"])
-    for name, values in history.items():
-        if name.endswith("_token_change_rate"):
-            assert values[0] > 0.0, (name, values[0])
 
 
 def test_kd_loss_is_eq4_with_temperature():
