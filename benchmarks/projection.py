@@ -33,7 +33,8 @@ bfloat16 ratios are given from the medians and paired (`_paired`: the median
 of the ratios within each round). Peak
 memory is measured apart: each method runs twice in a fresh subprocess, and
 its peak extra memory is the growth of that process's maximum resident set
-during the calls.
+during the calls. `--no-memory` skips those subprocesses (each imports
+TensorFlow again): times and the bfloat16 searches' answers only.
 
 Usage:
     python benchmarks/projection.py                      # full size
@@ -350,9 +351,10 @@ def render_markdown(report):
             if "median_seconds" not in row:
                 lines.append(f"| {vocabulary} | {method} | {row} | | |")
                 continue
+            memory = row.get("peak_extra_memory_bytes")
             lines.append(f"| {vocabulary} | {method} | {row['median_seconds']:.3f} | "
                          f"{row['gflops_per_second']:.0f} | "
-                         f"{row.get('peak_extra_memory_bytes', 0) / 2**20:.0f} |")
+                         + ("not measured" if memory is None else f"{memory / 2**20:.0f}") + " |")
     lines += ["", "| vocabulary | projection / matmul FLOP rate | naive / matmul | faiss / matmul "
               "| projection memory / full similarity matrix |", "| --- | --- | --- | --- | --- |"]
     for vocabulary, result in report["results"].items():
@@ -417,6 +419,9 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--table", choices=("random", "minilm"), default="random",
                         help="random normal table and queries, or MiniLM-L6's table with AugPro-Mix queries")
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip the peak-memory subprocesses (one per method): times and "
+                             "answers only")
     parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--markdown", metavar="REPORT",
                         help="print the tables of a saved JSON report as Markdown, and exit")
@@ -442,13 +447,15 @@ def main():
         "hidden": 384 if args.table == "minilm" else args.hidden,
         "chunk_size": args.chunk_size,
         "repeats": args.repeats,
+        "memory_measured": not args.no_memory,
         "results": {},
     }
     vocabularies = [30522] if args.table == "minilm" else args.vocabularies
     for vocabulary in vocabularies:
-        memory = {method: memory_in_subprocess(method, args, vocabulary) for method in METHODS}
+        memory = {} if args.no_memory else {
+            method: memory_in_subprocess(method, args, vocabulary) for method in METHODS}
         results = time_interleaved(args, vocabulary)
-        for method in METHODS:
+        for method in memory:
             results[method].update(memory[method])
         full_matrix = 4 * args.queries * vocabulary
         ratios = {"full_similarity_matrix_bytes": full_matrix}

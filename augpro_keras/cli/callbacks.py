@@ -11,7 +11,7 @@
 Example:
 ```python
 callbacks = [
-    ValidationMetrics(dev, n, labels, metric_fn, monitor="accuracy"),
+    ValidationMetrics(ValidationSet(dev, n, labels), metric_fn, monitor="accuracy"),
     ProjectedSentences(x, y, tokenizer, "logs/kd/text", every_n_steps=50),
     keras.callbacks.TensorBoard("logs/kd"),
 ]
@@ -39,9 +39,9 @@ class ValidationMetrics(keras.callbacks.Callback):
     """Task metrics on the validation set after every epoch; restores the best epoch.
 
     Args:
-        dataset: validation batches (inputs only, or `(inputs, labels)`).
-        num_examples: real examples in `dataset` (the rest is batch padding).
-        labels: the `num_examples` labels.
+        validation: the `ValidationSet` (batches, number of real examples,
+            labels), shared by the command's models so that it is tokenized
+            once.
         metric_fn: `metric_fn(predictions, labels) -> {name: value}`.
         monitor: the metric that picks the best epoch (higher is better).
         restore_best: set the best epoch's weights at the end of training.
@@ -54,12 +54,9 @@ class ValidationMetrics(keras.callbacks.Callback):
         best: the best epoch's metrics, `best_epoch` its number (from 1).
     """
 
-    def __init__(self, dataset, num_examples, labels, metric_fn, monitor, restore_best=True,
-                 state_file=None):
+    def __init__(self, validation, metric_fn, monitor, restore_best=True, state_file=None):
         super().__init__()
-        self.dataset = dataset
-        self.num_examples = num_examples
-        self.labels = np.asarray(labels)[:num_examples]
+        self.validation = validation
         self.metric_fn = metric_fn
         self.monitor = monitor
         self.restore_best = restore_best
@@ -70,8 +67,7 @@ class ValidationMetrics(keras.callbacks.Callback):
 
     def evaluate(self):
         """The metrics of the current weights."""
-        predictions = _target(self.model).predict(self.dataset, verbose=0)
-        return self.metric_fn(np.asarray(predictions)[: self.num_examples], self.labels)
+        return self.metric_fn(self.validation.predict(_target(self.model)), self.validation.labels)
 
     def on_train_begin(self, logs=None):
         if self.state_file is None or not os.path.isfile(self.state_file):

@@ -21,6 +21,7 @@ import numpy as np
 
 from augpro_keras.cli import inputs
 from augpro_keras.cli.strategy import resolve_strategy
+from augpro_keras.cli.validation import ValidationSet
 from augpro_keras.data import tokenizers
 
 
@@ -37,6 +38,9 @@ class Session:
         out: function that prints a line for the user.
         log_root: TensorBoard folder of this command (`None` when disabled).
         work: the `WorkFolder` of a training command (backups, resume).
+        validation_sets: the `ValidationSet`s built so far, by the
+            validation batch's layout; a session that `dataclasses.replace`
+            makes of this one (another seed or log folder) shares them.
     """
 
     config: dict
@@ -46,10 +50,20 @@ class Session:
     out: object
     log_root: str | None
     work: object = None
+    validation_sets: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def strategy(self):
         return self.info.strategy
+
+    def validation_set(self):
+        """The validation set (a `ValidationSet`), tokenized once for every model."""
+        data = self.config["data"]
+        key = (data["sequence_length"], data["eval_batch_size"])
+        if key not in self.validation_sets:
+            dataset, n = inputs.eval_dataset(self.data.validation, self.tokenizer, self.config)
+            self.validation_sets[key] = ValidationSet(dataset, n, self.data.validation.labels)
+        return self.validation_sets[key]
 
     def log_dir(self, name):
         """TensorBoard folder of one model, or `None` when TensorBoard is off."""

@@ -35,16 +35,10 @@ from augpro_keras.cli.modeling import compile_classifier
 from augpro_keras.cli.modeling import jit_compile_setting
 
 
-def _validation(session):
-    dataset, n = inputs.eval_dataset(session.data.validation, session.tokenizer, session.config)
-    return dataset, n, np.asarray(session.data.validation.labels)
-
-
 def evaluate(session, model):
     """The task's metrics of a model on the validation set."""
-    dataset, n, labels = _validation(session)
-    predictions = np.asarray(model.predict(dataset, verbose=0))[:n]
-    return session.metric_fn(predictions, labels)
+    validation = session.validation_set()
+    return session.metric_fn(validation.predict(model), validation.labels)
 
 
 def _tensorboard(session, name):
@@ -130,12 +124,11 @@ def _history(history):
 
 
 def _validation_callback(session, name):
-    dataset, n, labels = _validation(session)
     state_file = None
     if session.work is not None:
         state_file = os.path.join(session.work.phase(name), "best.npz")
-    return callbacks_lib.ValidationMetrics(dataset, n, labels, session.metric_fn, session.monitor,
-                                           state_file=state_file)
+    return callbacks_lib.ValidationMetrics(session.validation_set(), session.metric_fn,
+                                           session.monitor, state_file=state_file)
 
 
 def reseed_dropout(models, seed):

@@ -47,16 +47,25 @@ def test_projection_benchmark(tmp_path):
     assert answers["exact_bf16_equals_float32"] is True
     assert 0 <= answers["float32_search_rate"] <= answers["candidate_search_rate"] <= 1
     assert 0 <= answers["inexact_bf16_answer_change_rate"] <= 1
+    assert report["memory_measured"] is True
     table = markdown("projection.py", report, tmp_path)
     assert "| 300 | projection |" in table and "| 300 | projection_bf16 |" in table
+    assert "not measured" not in table
     assert "| 300 | True |" in table
 
 
-def test_projection_benchmark_on_the_minilm_table():
+def test_projection_benchmark_on_the_minilm_table(tmp_path):
+    # Memory is measured by test_projection_benchmark; here the answers on the real table.
     report = run("projection.py", "--table", "minilm", "--queries", "64", "--repeats", "1",
-                 "--chunk-size", "8192")
+                 "--chunk-size", "8192", "--no-memory")
     assert report["table"] == "minilm" and report["hidden"] == 384
-    answers = report["results"]["30522"]["answers"]
+    assert report["memory_measured"] is False
+    result = report["results"]["30522"]
+    assert all("peak_extra_memory_bytes" not in result[m] for m in ("matmul", "projection"))
+    assert "projection_memory_vs_full_matrix" not in result["ratios"]
+    table = markdown("projection.py", report, tmp_path)
+    assert "| 30522 | projection | " in table and "| not measured |" in table
+    answers = result["answers"]
     assert answers["exact_bf16_equals_float32"] is True
     assert answers["candidate_search_rate"] < 0.5
 
