@@ -33,3 +33,13 @@ def test_models_without_a_preprocessor_take_the_batches_as_they_are():
     validation = ValidationSet(dataset, num_examples=16, labels=np.zeros(16))
     np.testing.assert_array_equal(validation.predict(teacher), teacher.predict(dataset, verbose=0))
     assert teacher.preprocessor is None
+
+
+def test_a_set_larger_than_max_bytes_streams_through_predict():
+    teacher = keras_hub_tiny.task("bert", seed=0)
+    dataset = keras_hub_tiny.text_dataset(n=16, batch_size=8, labeled=False)
+    # One batch of 8 x 12 int32 ids and segment ids and a bool mask is 864 bytes.
+    validation = ValidationSet(dataset, num_examples=16, labels=np.zeros(16), max_bytes=1000)
+    assert validation.inputs_of(teacher) is None
+    np.testing.assert_array_equal(validation.predict(teacher), teacher.predict(dataset, verbose=0))
+    assert ValidationSet(dataset, 16, np.zeros(16), max_bytes=2000).inputs_of(teacher) is not None
