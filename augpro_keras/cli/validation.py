@@ -26,6 +26,8 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
+from augpro_keras import text_inputs
+
 #: The most memory (bytes) that the model inputs of a validation set may take
 #: to be kept: GLUE's largest dev set (QQP, 40430 pairs) at length 128 takes
 #: 47 MB as token ids, segment ids (int32) and padding mask (bool).
@@ -70,10 +72,11 @@ class ValidationSet:
                 return prepared
         dataset = self.dataset
         if preprocessor is not None:
-            dataset = dataset.map(model.preprocess_samples, num_parallel_calls=tf.data.AUTOTUNE)
+            dataset = text_inputs.preprocess(dataset, preprocessor)
         batches, size = [], 0
         for batch in dataset:
-            size += sum(part.numpy().nbytes for part in tf.nest.flatten(batch))
+            size += sum(part.shape.num_elements() * part.dtype.size
+                        for part in tf.nest.flatten(batch))
             if size > self.max_bytes:
                 batches = None
                 break
