@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # XLA compiles each test's steps at LLVM -O0: the tests check results, not
 # speed, and compiling is most of an XLA test's time on CPU (a tiny Distiller
 # step: 10 to 15 s at the default level). The suite's XLA-heavy modules
-# (augmentations, distiller) ran 17 to 25% faster (docs/testing.md). The
+# (augmentations, distiller) ran 16 to 23% faster (docs/testing.md). The
 # command-line tools, benchmarks and notebooks these tests start inherit it.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
