@@ -57,7 +57,10 @@ Resuming: the report at `--output` holds one entry per finished
 `(setting, row, seed)`, written atomically as it finishes. Rerunning with
 the same `--output` and `--work-dir` skips the finished entries and runs the
 missing ones; the fine-tuned teacher is kept in the work folder and
-reloaded. Where the work folder is gone (another machine), the teacher is
+reloaded. A run stopped during a teacher continues it from its backup in
+the work folder (`<work-dir>/<setting>/.augpro-work`, every 100 steps and
+at epoch ends), mid-epoch included, with the curve of its earlier epochs.
+Where the work folder is gone (another machine), the teacher is
 fine-tuned again from its seed and kept only if its per-epoch curve retraces
 the recorded one (`REFIT_TOLERANCE`; the report lists the refits). A report
 of another recipe or another size is refused. Every entry records the
@@ -214,7 +217,7 @@ def recipe(setting, args):
                           "steps_per_epoch": teacher_steps})
     distill = effective(STUDENT_RECIPE)
     if args.size == "tiny":
-        finetune.update(epochs=1, steps_per_epoch=2, learning_rate=1e-3)
+        finetune.update(epochs=2, steps_per_epoch=2, learning_rate=1e-3)
         distill.update(epochs=2, steps_per_epoch=2, learning_rate=1e-3)
         for section in (finetune, distill):
             if "warmup_steps" in section:
@@ -299,6 +302,10 @@ def load_average():
 
 
 # === Teacher ===
+#: The config sections a teacher's backup depends on (`Teacher.finetune`).
+TEACHER_CONFIG_KEYS = ("seed", "data", "tokenizer", "teacher", "finetune", "runtime")
+
+
 class Teacher:
     """Fine-tunes a setting's teacher once and keeps its weights in the work folder.
 
@@ -340,8 +347,7 @@ class Teacher:
             teacher.load_weights(self.path)
             return teacher
         start, before = time.time(), load_average()
-        teacher, metrics, details = training.finetune(self.session, teacher, "Teacher",
-                                                      self.session.data.train)
+        teacher, metrics, details = self.finetune(teacher)
         value = {"metrics": metrics, **details, "wall_seconds": round(time.time() - start, 1),
                  "load_before": before, "load_after": load_average()}
         if "teacher" not in self.report:
@@ -354,6 +360,28 @@ class Teacher:
             {"commit": commit()[0], "machine": machine_info.describe(),
              "wall_seconds": value["wall_seconds"], "max_difference": difference})
         return teacher
+
+    def finetune(self, teacher):
+        """`training.finetune` with a backup in the setting's work folder.
+
+        A run stopped during the teacher (a ten-pass teacher is hours on a
+        slow CPU) continues from its newest backup, mid-epoch included, with
+        the same command; `EpochLog` keeps the curve of the epochs before
+        the stop, so the report's history is the uninterrupted one. The
+        backup is dropped once the teacher is done, and is started over when
+        the teacher's settings (seed, data, tokenizer, model, schedule,
+        runtime) differ from those it was made with.
+        """
+        from augpro_keras.cli import training
+        from augpro_keras.cli.session import WorkFolder
+
+        work = WorkFolder(self.config["output_dir"])
+        work.open("glue_distill.py teacher",
+                  {key: self.config[key] for key in TEACHER_CONFIG_KEYS})
+        session = dataclasses.replace(self.session, work=work)
+        result = training.finetune(session, teacher, "Teacher", self.session.data.train)
+        work.remove()
+        return result
 
     def check_refit(self, value):
         """Refuses a re-fine-tuned teacher whose curve is not the recorded one's.

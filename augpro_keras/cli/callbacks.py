@@ -4,6 +4,8 @@
   ...) on the validation set after every epoch, adds them to the epoch's
   logs as `val_<metric>` (so `keras.callbacks.TensorBoard`, placed after it,
   writes them as scalars), and keeps the weights of the best epoch.
+- `EpochLog` keeps every finished epoch's logs in a JSON file, so that a
+  run resumed from its backup still reports the epochs trained before.
 - `ProjectedSentences` writes sample augmented sentences (original, then
   augmented, each with the teacher's label) as `tf.summary.text` every N
   training steps, using `Distiller.augment` on a fixed sample batch.
@@ -104,6 +106,53 @@ class ValidationMetrics(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.restore_best and self._best_weights is not None:
             _target(self.model).set_weights(self._best_weights)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Keeps each finished epoch's logs in a JSON file, for a run that resumes.
+
+    `fit` resumed from a `DistillationBackup` starts at the backup's epoch, so
+    its `History` holds the epochs trained after the resume only. This
+    callback writes every epoch's logs (validation metrics included, when it
+    comes after `ValidationMetrics`) to `path` as the epoch ends, before the
+    backup of that epoch; `earlier(first_epoch)` gives those of the epochs
+    before the resumed one. Keras's own `BackupAndRestore` keeps no logs, and
+    `CSVLogger` appends without knowing which epochs a resume trains again.
+
+    Args:
+        path: the JSON file (a list of `{"epoch": <0-based>, <log>: value}`).
+        resume: keep the epochs already in `path` (a resumed run); `False`
+            starts the file over.
+
+    Example:
+    ```python
+    log = EpochLog("work/teacher/history.json", resume=backup.latest() is not None)
+    history = backup.fit(model, data, epochs=5, callbacks=[validation, log])
+    epochs = log.earlier(history.epoch[0]) + ...
+    ```
+    """
+
+    def __init__(self, path, resume=False):
+        super().__init__()
+        self.path = path
+        self.epochs = []
+        if resume and os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                self.epochs = json.load(f)
+        elif os.path.exists(path):
+            os.remove(path)
+
+    def earlier(self, first_epoch):
+        """The logs of the epochs before `first_epoch` (0-based), oldest first."""
+        return [e for e in self.epochs if e["epoch"] < first_epoch]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs = self.earlier(epoch) + [
+            {"epoch": int(epoch), **{k: float(v) for k, v in (logs or {}).items()}}]
+        temporary = self.path + ".tmp"
+        with open(temporary, "w", encoding="utf-8") as f:
+            json.dump(self.epochs, f)
+        os.replace(temporary, self.path)
 
 
 class ProjectedSentences(keras.callbacks.Callback):

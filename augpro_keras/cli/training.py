@@ -93,14 +93,18 @@ def _fit(session, model, dataset, section, callbacks, name):
         dataset = dataset.repeat()
     session.out(f"\n== {name} ==")
     callbacks = [NonFiniteLossGuard(), TokenChangeRateMonitor()] + callbacks
-    fit = model.fit
+    fit, epoch_log = model.fit, None
     if session.work is not None:
-        backup = DistillationBackup(os.path.join(session.work.phase(name), "backup"),
+        folder = session.work.phase(name)
+        backup = DistillationBackup(os.path.join(folder, "backup"),
                                     save_every_steps=config["runtime"]["backup_every_steps"])
         latest = backup.latest()
         if latest is not None:
             session.out(f"Resuming {name} from its backup: epoch {latest['epoch'] + 1}, after "
                         f"batch {latest['batch']} (optimizer step {latest['iterations']}).")
+        epoch_log = callbacks_lib.EpochLog(os.path.join(folder, "history.json"),
+                                           resume=latest is not None)
+        callbacks.append(epoch_log)  # after the validation metrics: it keeps them too
         fit = functools.partial(backup.fit, model)
     start = time.time()
     try:
@@ -110,17 +114,24 @@ def _fit(session, model, dataset, section, callbacks, name):
                       shuffle=False)
     except NonFiniteLossError as error:
         raise TrainingError(f"{name}: {error}") from None
-    return time.time() - start, _history(history)
+    return time.time() - start, _history(history, epoch_log)
 
 
-def _history(history):
+def _history(history, epoch_log=None):
     """The per-epoch logs of `fit` (losses, diagnostics, validation metrics) for a results row.
 
-    `epochs` numbers the epochs from 1; a run resumed from its backup holds the
-    epochs trained after the resume only.
+    `epochs` numbers the epochs from 1. A run resumed from its backup gets the
+    epochs trained before the resume from `epoch_log` (an `EpochLog`), so it
+    reports every epoch, as an uninterrupted run does.
     """
-    logs = {k: [float(v) for v in values] for k, values in history.history.items()}
-    return {"epochs": [e + 1 for e in history.epoch], **logs}
+    earlier = []
+    if epoch_log is not None:
+        earlier = epoch_log.earlier(history.epoch[0] if history.epoch else float("inf"))
+    keys = list(history.history) or [k for k in (earlier[0] if earlier else {}) if k != "epoch"]
+    logs = {k: [e.get(k) for e in earlier] + [float(v) for v in history.history.get(k, [])]
+            for k in keys}
+    return {"epochs": [e["epoch"] + 1 for e in earlier] + [e + 1 for e in history.epoch],
+            **logs}
 
 
 def _validation_callback(session, name):

@@ -1,13 +1,17 @@
 """Each benchmark script runs at a tiny size and prints its JSON report."""
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 
 import pytest
 
 from tests.benchmarks.scripts import BENCHMARKS
+from tests.reliability import common
+from tests.reliability.resume_test import _wait_for
 
 
 def run(script, *args):
@@ -217,7 +221,23 @@ def test_glue_distill_benchmark_resumes(tmp_path):
     """A second run with the same output skips finished entries and completes the missing ones."""
     glue_dir = write_sst2(tmp_path / "glue")
     rows = ["--rows", "KD", "KD+AugPro-Mix", "--settings", "sst2_1k"]
-    first, _ = run_glue(glue_dir, tmp_path, *rows, "--seeds", "0")
+    # Killed during its teacher, after step 3 of 4 (epoch 2; the newest backup is epoch
+    # 1's end), the same command continues the teacher from that backup.
+    marker = tmp_path / "teacher_marker"
+    killed = common.start("tests.reliability.cli_resume_worker", "--marker", marker, "--phase",
+                          "teacher", "--step", 3, "--",
+                          *command_of(glue_dir, tmp_path, *rows, "--seeds", "0")[1:])
+    _wait_for(marker, killed, timeout=300)
+    os.kill(killed.pid, signal.SIGKILL)
+    assert killed.wait(timeout=60) == -signal.SIGKILL
+    assert not (tmp_path / "runs" / "sst2_1k" / "teacher.weights.h5").exists()
+    first, log = run_glue(glue_dir, tmp_path, *rows, "--seeds", "0")
+    assert "Resuming Teacher from its backup: epoch 2" in log
+    # Both epochs' curve (the first from before the kill), as an uninterrupted run has:
+    # the refit below, from scratch, retraces it.
+    history = first["settings"]["sst2_1k"]["teacher"]["history"]
+    assert history["epochs"] == [1, 2] and len(history["val_accuracy"]) == 2
+    assert not (tmp_path / "runs" / "sst2_1k" / ".augpro-work").exists()  # dropped once done
     second, log = run_glue(glue_dir, tmp_path, *rows, "--seeds", "0", "1")
     assert "KD / seed 0: done, skipped" in log and "KD+AugPro-Mix / seed 0: done, skipped" in log
     assert "Teacher: reloading" in log

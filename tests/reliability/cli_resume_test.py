@@ -68,4 +68,10 @@ def test_sigkilled_run_resumes_mid_epoch_to_the_same_student(tmp_path):
         np.testing.assert_allclose(list(resumed_row["metrics"].values()),
                                    list(reference_row["metrics"].values()), atol=1e-6)
         assert resumed_row["details"]["best_epoch"] == reference_row["details"]["best_epoch"]
+        # Every epoch's logs, those from before the kill included (`EpochLog`).
+        resumed, reference = (r["details"]["history"] for r in (resumed_row, reference_row))
+        assert set(resumed) == set(reference) and resumed["epochs"] == reference["epochs"]
+        for key, values in reference.items():
+            np.testing.assert_allclose(resumed[key], values, atol=1e-6, err_msg=key)
+    assert resumed_row["name"] == "KD+AugPro-Mix" and resumed["epochs"] == [1, 2]
     assert _litter(killed_dir) == [] and _litter(reference_dir) == []

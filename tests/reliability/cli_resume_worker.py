@@ -1,6 +1,7 @@
-"""Runs `augpro-keras` in this process, optionally stopping to be killed mid-training.
+"""Runs `augpro-keras` (or a script) in this process, optionally stopping to be killed mid-training.
 
     python -m tests.reliability.cli_resume_worker [--marker FILE --phase SLUG --step N] -- ARGS
+    python -m tests.reliability.cli_resume_worker [...] -- SCRIPT.py ARGS
 
 With `--marker`, once the model whose work folder is named SLUG has made N
 optimizer steps (after that step's backup, if any), it writes FILE and
@@ -36,6 +37,13 @@ def main(argv):
     if options:
         values = dict(zip(options[::2], options[1::2]))
         _stop_at(values["--marker"], values["--phase"], int(values["--step"]))
+    if args and args[0].endswith(".py"):  # a script, e.g. benchmarks/glue_distill.py
+        import runpy
+
+        sys.argv = args
+        sys.path.insert(0, os.path.dirname(os.path.abspath(args[0])))
+        runpy.run_path(args[0], run_name="__main__")
+        return 0
     from augpro_keras.cli.main import main as cli_main
 
     return cli_main(args)
