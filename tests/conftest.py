@@ -10,10 +10,10 @@ import pathlib
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # XLA compiles each test's steps at LLVM -O0: the tests check results, not
-# speed, and compiling is most of an XLA test's time on CPU (a tiny Distiller
-# step: 10 to 15 s at the default level). The suite's XLA-heavy modules
-# (augmentations, distiller) ran 16 to 23% faster (docs/testing.md). The
-# command-line tools, benchmarks and notebooks these tests start inherit it.
+# speed, and compiling is most of an XLA test's time on CPU. The suite's
+# XLA-heavy modules (augmentations, distiller) ran 16 to 23% faster
+# (docs/testing.md). The command-line tools, benchmarks and notebooks these
+# tests start inherit it.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
 import pytest  # noqa: E402

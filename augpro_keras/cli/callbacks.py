@@ -29,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from augpro_keras.cli import export
 from augpro_keras.cli import samples as samples_lib
 
 
@@ -115,9 +116,10 @@ class EpochLog(keras.callbacks.Callback):
     its `History` holds the epochs trained after the resume only. This
     callback writes every epoch's logs (validation metrics included, when it
     comes after `ValidationMetrics`) to `path` as the epoch ends, before the
-    backup of that epoch; `earlier(first_epoch)` gives those of the epochs
-    before the resumed one. Keras's own `BackupAndRestore` keeps no logs, and
-    `CSVLogger` appends without knowing which epochs a resume trains again.
+    backup of that epoch, so `epochs` holds every epoch of the run, those
+    trained before the resume included. Keras's own `BackupAndRestore` keeps
+    no logs, and `CSVLogger` appends without knowing which epochs a resume
+    trains again.
 
     Args:
         path: the JSON file (a list of `{"epoch": <0-based>, <log>: value}`).
@@ -127,8 +129,8 @@ class EpochLog(keras.callbacks.Callback):
     Example:
     ```python
     log = EpochLog("work/teacher/history.json", resume=backup.latest() is not None)
-    history = backup.fit(model, data, epochs=5, callbacks=[validation, log])
-    epochs = log.earlier(history.epoch[0]) + ...
+    backup.fit(model, data, epochs=5, callbacks=[validation, log])
+    log.epochs  # the logs of epochs 0 to 4, before and after the resume
     ```
     """
 
@@ -142,17 +144,11 @@ class EpochLog(keras.callbacks.Callback):
         elif os.path.exists(path):
             os.remove(path)
 
-    def earlier(self, first_epoch):
-        """The logs of the epochs before `first_epoch` (0-based), oldest first."""
-        return [e for e in self.epochs if e["epoch"] < first_epoch]
-
     def on_epoch_end(self, epoch, logs=None):
-        self.epochs = self.earlier(epoch) + [
+        # An epoch trained again after a resume replaces its earlier record.
+        self.epochs = [e for e in self.epochs if e["epoch"] < epoch] + [
             {"epoch": int(epoch), **{k: float(v) for k, v in (logs or {}).items()}}]
-        temporary = self.path + ".tmp"
-        with open(temporary, "w", encoding="utf-8") as f:
-            json.dump(self.epochs, f)
-        os.replace(temporary, self.path)
+        export.write_json(self.epochs, self.path)
 
 
 class ProjectedSentences(keras.callbacks.Callback):

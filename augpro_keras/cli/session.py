@@ -105,7 +105,8 @@ class WorkFolder:
     `<output_dir>/.augpro-work/` holds `state.json` (the command and its
     config), the tokenizer, the students' initial weights and one folder
     per model: `backup/` (`DistillationBackup`), `best.npz` (the best
-    epoch so far), `history.json` (the logs of its finished epochs), then, once trained, `model.keras` and `row.json`.
+    epoch so far), `history.json` (`EpochLog`: the logs of its finished
+    epochs), then, once trained, `model.keras` and `row.json`.
     A finished command removes the whole folder. Another command or other
     settings find the folder stale and start over.
 

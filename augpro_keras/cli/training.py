@@ -120,18 +120,18 @@ def _fit(session, model, dataset, section, callbacks, name):
 def _history(history, epoch_log=None):
     """The per-epoch logs of `fit` (losses, diagnostics, validation metrics) for a results row.
 
-    `epochs` numbers the epochs from 1. A run resumed from its backup gets the
-    epochs trained before the resume from `epoch_log` (an `EpochLog`), so it
-    reports every epoch, as an uninterrupted run does.
+    `epochs` numbers the epochs from 1. A run with a backup reads them from its
+    `EpochLog`, which also holds the epochs trained before a resume, so a
+    resumed run reports every epoch, as an uninterrupted run does.
     """
-    earlier = []
-    if epoch_log is not None:
-        earlier = epoch_log.earlier(history.epoch[0] if history.epoch else float("inf"))
-    keys = list(history.history) or [k for k in (earlier[0] if earlier else {}) if k != "epoch"]
-    logs = {k: [e.get(k) for e in earlier] + [float(v) for v in history.history.get(k, [])]
-            for k in keys}
-    return {"epochs": [e["epoch"] + 1 for e in earlier] + [e + 1 for e in history.epoch],
-            **logs}
+    if epoch_log is None:
+        records = [{"epoch": e, **{k: float(values[i]) for k, values in history.history.items()}}
+                   for i, e in enumerate(history.epoch)]
+    else:
+        records = epoch_log.epochs
+    keys = [k for k in dict.fromkeys(k for r in records for k in r) if k != "epoch"]
+    return {"epochs": [r["epoch"] + 1 for r in records],
+            **{k: [r.get(k) for r in records] for k in keys}}
 
 
 def _validation_callback(session, name):
