@@ -60,7 +60,11 @@ missing ones; the fine-tuned teacher is kept in the work folder and
 reloaded. A run stopped during a teacher continues it from its backup in
 the work folder (`<work-dir>/<setting>/.augpro-work`, every 100 steps and
 at epoch ends), mid-epoch included, with the curve of its earlier epochs.
-Where the work folder is gone (another machine), the teacher is
+A run stopped during an entry continues that entry the same way from its
+own backup (`<work-dir>/<setting>/work/seed_<seed>/<row>/.augpro-work`),
+to the entry an uninterrupted run makes; the entry records `resumed: true`
+and its wall time then counts the last process only (the tables say how
+many entries of a row resumed). Where the work folder is gone (another machine), the teacher is
 fine-tuned again from its seed and kept only if its per-epoch curve retraces
 the recorded one (`REFIT_TOLERANCE`; the report lists the refits). A report
 of another recipe or another size is refused. Every entry records the
@@ -425,8 +429,41 @@ def history_difference(recorded, value):
 
 
 # === Entries ===
+#: The config sections an entry's backup depends on (`entry_work_folder`); the
+#: `distill` section counts without its `runs` (the rows asked for this time).
+ENTRY_CONFIG_KEYS = ("seed", "data", "tokenizer", "teacher", "finetune", "student", "runtime")
+
+
+def entry_work_folder(config, name, run):
+    """The work folder of one `(row, seed)` and the newest backup in it (or `None`).
+
+    A row is tens of minutes to hours on a slow CPU; a run stopped during it
+    continues from its newest backup (every 100 steps and at epoch ends),
+    mid-epoch included, with the same command. The folder,
+    `<work-dir>/<setting>/work/seed_<seed>/<row>/.augpro-work`, is keyed to
+    the entry's settings (the sections above, its `distill` section, the row
+    and its augmentations) and started over when they differ.
+    """
+    from augpro_keras.callbacks import DistillationBackup
+    from augpro_keras.cli.session import WorkFolder
+    from augpro_keras.cli.session import slug
+
+    folder = os.path.join(config["output_dir"], "work", f"seed_{config['seed']}", slug(name))
+    work = WorkFolder(folder)
+    distill = {k: v for k, v in config["distill"].items() if k != "runs"}
+    work.open("glue_distill.py entry", {**{key: config[key] for key in ENTRY_CONFIG_KEYS},
+                                        "distill": distill, "row": name, "run": run})
+    backup = os.path.join(work.path(slug(name if run is None else run["name"])), "backup")
+    return work, DistillationBackup(backup).latest()
+
+
 def run_entry(session, teacher, factory, name, run, seed, distill_overrides=None):
-    """Trains one `(row, seed)` and returns its report entry."""
+    """Trains one `(row, seed)` and returns its report entry.
+
+    The entry trains with a backup in its work folder (`entry_work_folder`);
+    one continued from a backup has `resumed: true`, and its wall and train
+    seconds count the last process only.
+    """
     import keras
 
     from augpro_keras.cli import training
@@ -435,9 +472,13 @@ def run_entry(session, teacher, factory, name, run, seed, distill_overrides=None
     config["seed"] = seed
     config["distill"].update(distill_overrides or {})
     log_root = os.path.join(config["output_dir"], "entries", f"seed_{seed}")
-    seeded = dataclasses.replace(session, config=config, log_root=log_root)
+    work, latest = entry_work_folder(config, name, run)
+    seeded = dataclasses.replace(session, config=config, log_root=log_root, work=work)
     log_dir = seeded.log_dir(name if run is None else run["name"])  # the folder training writes
-    shutil.rmtree(log_dir, ignore_errors=True)  # a run stopped earlier left partial logs
+    if latest is None:
+        # Logs of a run stopped before its first backup; a resumed run keeps the
+        # earlier epochs' logs (its epochs after the backup are written again).
+        shutil.rmtree(log_dir, ignore_errors=True)
     head, dirty = commit()
     before, start = load_average(), time.time()
     keras.utils.set_random_seed(seed)
@@ -447,6 +488,7 @@ def run_entry(session, teacher, factory, name, run, seed, distill_overrides=None
     else:
         _, metrics, details = training.distill(seeded, teacher, factory.new(), run)
     wall = round(time.time() - start, 1)
+    shutil.rmtree(os.path.dirname(work.root), ignore_errors=True)
     return {
         "metrics": {k: float(v) for k, v in metrics.items()},
         "best_epoch": details["best_epoch"],
@@ -460,6 +502,7 @@ def run_entry(session, teacher, factory, name, run, seed, distill_overrides=None
         "augmentations": None if run is None else run["augmentations"],
         "distill": {k: config["distill"][k] for k in config["distill"] if k != "runs"},
         "history": glue_history.read(log_dir),
+        "resumed": latest is not None,
     }
 
 

@@ -99,6 +99,13 @@ def diagnostic_means(history):
     }
 
 
+def _wall_cell(wall):
+    """The median wall seconds, and how many entries resumed from a backup (their
+    wall time counts the last process only)."""
+    resumed = len(wall.get("resumed_seeds", []))
+    return f"{wall['median']:.0f}" + (f" ({resumed} resumed)" if resumed else "")
+
+
 def summarize_setting(setting):
     """Recomputes `rows` (per-row summaries) and `comparisons` from `entries`."""
     metrics = setting["metrics"]
@@ -115,8 +122,11 @@ def summarize_setting(setting):
                 "values": values,
             }
         walls = [run["wall_seconds"] for run in runs]
+        # A resumed entry's wall time counts its last process only.
         summary["wall_seconds"] = {"per_seed": walls, "median": statistics.median(walls),
-                                   "total": round(sum(walls), 1)}
+                                   "total": round(sum(walls), 1),
+                                   "resumed_seeds": [int(s) for s, run in zip(seeds, runs)
+                                                     if run.get("resumed")]}
         summary["train_seconds"] = [run["train_seconds"] for run in runs]
         diagnostics = {}
         for run in runs:
@@ -230,7 +240,7 @@ def render_setting(name, setting):
         per_seed = ", ".join(_percent(v) for v in summary[metrics[0]]["values"])
         diagnostics = [_diagnostic_cell(summary, suffix) for suffix, _ in DIAGNOSTICS]
         lines.append(f"| {row} | {len(summary['seeds'])} | " + " | ".join(cells)
-                     + f" | {per_seed} | {summary['wall_seconds']['median']:.0f} | "
+                     + f" | {per_seed} | {_wall_cell(summary['wall_seconds'])} | "
                      + " | ".join(diagnostics) + " |")
     if setting.get("comparisons"):
         lines += ["", f"Paired differences ({metrics[0]}, points, same seeds; 95% bootstrap "

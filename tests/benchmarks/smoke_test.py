@@ -160,6 +160,16 @@ def run_glue(glue_dir, tmp_path, *args, output="saved.json"):
     return json.loads(done.stdout), done.stderr
 
 
+def kill_after_step(step, phase, command, marker):
+    """Runs `command` (a script's) until the model of work folder `phase` has made
+    `step` optimizer steps, then kills it with SIGKILL."""
+    killed = common.start("tests.reliability.cli_resume_worker", "--marker", marker, "--phase",
+                          phase, "--step", step, "--", *command[1:])
+    _wait_for(marker, killed, timeout=300)
+    os.kill(killed.pid, signal.SIGKILL)
+    assert killed.wait(timeout=60) == -signal.SIGKILL
+
+
 def test_glue_distill_benchmark(tmp_path):
     """A few rows end to end; glue_report_test.py checks every row and comparison of a report."""
     glue_dir = write_sst2(tmp_path / "glue")
@@ -223,13 +233,8 @@ def test_glue_distill_benchmark_resumes(tmp_path):
     rows = ["--rows", "KD", "KD+AugPro-Mix", "--settings", "sst2_1k"]
     # Killed during its teacher, after step 3 of 4 (epoch 2; the newest backup is epoch
     # 1's end), the same command continues the teacher from that backup.
-    marker = tmp_path / "teacher_marker"
-    killed = common.start("tests.reliability.cli_resume_worker", "--marker", marker, "--phase",
-                          "teacher", "--step", 3, "--",
-                          *command_of(glue_dir, tmp_path, *rows, "--seeds", "0")[1:])
-    _wait_for(marker, killed, timeout=300)
-    os.kill(killed.pid, signal.SIGKILL)
-    assert killed.wait(timeout=60) == -signal.SIGKILL
+    kill_after_step(3, "teacher", command_of(glue_dir, tmp_path, *rows, "--seeds", "0"),
+                    tmp_path / "teacher_marker")
     assert not (tmp_path / "runs" / "sst2_1k" / "teacher.weights.h5").exists()
     first, log = run_glue(glue_dir, tmp_path, *rows, "--seeds", "0")
     assert "Resuming Teacher from its backup: epoch 2" in log
@@ -238,16 +243,38 @@ def test_glue_distill_benchmark_resumes(tmp_path):
     history = first["settings"]["sst2_1k"]["teacher"]["history"]
     assert history["epochs"] == [1, 2] and len(history["val_accuracy"]) == 2
     assert not (tmp_path / "runs" / "sst2_1k" / ".augpro-work").exists()  # dropped once done
+    # Killed during KD+AugPro-Mix's seed 1, after step 3 of 4 (its newest backup is
+    # epoch 1's end), the same command continues that entry from its backup.
+    kill_after_step(3, "kd+augpro-mix", command_of(glue_dir, tmp_path, *rows, "--seeds", "0", "1"),
+                    tmp_path / "student_marker")
     second, log = run_glue(glue_dir, tmp_path, *rows, "--seeds", "0", "1")
     assert "KD / seed 0: done, skipped" in log and "KD+AugPro-Mix / seed 0: done, skipped" in log
+    assert "KD / seed 1: done, skipped" in log  # finished before the kill
+    assert "Resuming KD+AugPro-Mix from its backup: epoch 2" in log
     assert "Teacher: reloading" in log
+    assert not (tmp_path / "runs" / "sst2_1k" / "work" / "seed_1" / "kd+augpro-mix").exists()
+    # The resumed entry is the one an uninterrupted run makes: the same metrics and
+    # per-epoch logs (the first epoch's from before the kill).
+    resumed = second["settings"]["sst2_1k"]["entries"]["KD+AugPro-Mix"]["1"]
+    without = json.loads(json.dumps(second))
+    del without["settings"]["sst2_1k"]["entries"]["KD+AugPro-Mix"]["1"]
+    (tmp_path / "fresh.json").write_text(json.dumps(without))
+    fresh, _ = run_glue(glue_dir, tmp_path, *rows, "--seeds", "1", output="fresh.json")
+    uninterrupted = fresh["settings"]["sst2_1k"]["entries"]["KD+AugPro-Mix"]["1"]
+    assert resumed["resumed"] is True and uninterrupted["resumed"] is False
+    assert len(resumed["history"]["validation"]["accuracy"]) == 2
+    for key in ("metrics", "best_epoch", "history", "augmentations", "distill"):
+        assert resumed[key] == uninterrupted[key], key
+    assert second["settings"]["sst2_1k"]["rows"]["KD+AugPro-Mix"]["wall_seconds"][
+        "resumed_seeds"] == [1]
+    assert "(1 resumed)" in markdown("glue_distill.py", second, tmp_path)
     before, after = first["settings"]["sst2_1k"], second["settings"]["sst2_1k"]
     assert after["teacher"] == before["teacher"]
     for row in ("KD", "KD+AugPro-Mix"):
         assert after["entries"][row]["0"] == before["entries"][row]["0"]  # not rerun
         assert set(after["entries"][row]) == {"0", "1"}
         assert after["rows"][row]["seeds"] == [0, 1]
-    assert len(second["invocations"]) == 2
+    assert len(second["invocations"]) == 3  # the killed run's included
     assert [c["n"] for c in after["comparisons"]] == [2]
     # Summaries are recomputed from the entries, even where no entry is added (a report
     # saved by an older version, with fewer comparisons, gets this version's).
