@@ -64,9 +64,10 @@ A run stopped during an entry continues that entry the same way from its
 own backup (`<work-dir>/<setting>/work/seed_<seed>/<row>/.augpro-work`),
 to the entry an uninterrupted run makes; the entry records `resumed: true`
 and its wall time then counts the last process only (the tables say how
-many entries of a row resumed). Where the work folder is gone (another machine), the teacher is
-fine-tuned again from its seed and kept only if its per-epoch curve retraces
-the recorded one (`REFIT_TOLERANCE`; the report lists the refits). A report
+many entries of a row resumed). Where the work folder is gone (another
+machine), the teacher is fine-tuned again from its seed and kept only if
+its per-epoch curve retraces the recorded one (`REFIT_TOLERANCE`; the
+report lists the refits). A report
 of another recipe or another size is refused. Every entry records the
 commit, the machine, its wall time, the load average before and after, and
 its per-epoch logs (losses, diagnostics, dev metrics).
