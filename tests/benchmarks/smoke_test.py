@@ -1,9 +1,7 @@
 """Each benchmark script runs at a tiny size and prints its JSON report."""
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 
@@ -11,7 +9,6 @@ import pytest
 
 from tests.benchmarks.scripts import BENCHMARKS
 from tests.reliability import common
-from tests.reliability.resume_test import _wait_for
 
 
 def run(script, *args):
@@ -163,11 +160,8 @@ def run_glue(glue_dir, tmp_path, *args, output="saved.json"):
 def kill_after_step(step, phase, command, marker):
     """Runs `command` (a script's) until the model of work folder `phase` has made
     `step` optimizer steps, then kills it with SIGKILL."""
-    killed = common.start("tests.reliability.cli_resume_worker", "--marker", marker, "--phase",
-                          phase, "--step", step, "--", *command[1:])
-    _wait_for(marker, killed, timeout=300)
-    os.kill(killed.pid, signal.SIGKILL)
-    assert killed.wait(timeout=60) == -signal.SIGKILL
+    common.start_and_kill("tests.reliability.cli_resume_worker", "--marker", marker, "--phase",
+                          phase, "--step", step, "--", *command[1:], marker=marker)
 
 
 def test_glue_distill_benchmark(tmp_path):

@@ -2,7 +2,6 @@
 
 import json
 import os
-import signal
 
 import numpy as np
 
@@ -12,7 +11,6 @@ from augpro_keras.cli.main import main
 from tests.cli.conftest import TINY
 from tests.reliability import common
 from tests.reliability.resume_test import TOLERANCE
-from tests.reliability.resume_test import _wait_for
 
 # Two epochs of four steps per model, a backup every two steps.
 ARGS = [arg for override in TINY + [
@@ -39,11 +37,8 @@ def test_sigkilled_run_resumes_mid_epoch_to_the_same_student(tmp_path):
     # Killed after step 7 of KD+AugPro-Mix (epoch 2, batch 3); its newest
     # backup is from step 6, so step 7 is trained again. Teacher and FT
     # student finished before: the resumed command loads them.
-    killed = common.start("tests.reliability.cli_resume_worker", "--marker", marker,
-                          "--phase", "kd+augpro-mix", "--step", 7, "--", *command)
-    _wait_for(marker, killed, timeout=300)
-    os.kill(killed.pid, signal.SIGKILL)
-    assert killed.wait(timeout=60) == -signal.SIGKILL
+    common.start_and_kill("tests.reliability.cli_resume_worker", "--marker", marker,
+                          "--phase", "kd+augpro-mix", "--step", 7, "--", *command, marker=marker)
     assert not (killed_dir / "student").exists()
     latest = checkpointing.latest_backup(killed_dir / ".augpro-work" / "kd+augpro-mix" / "backup")
     assert (latest["epoch"], latest["batch"], latest["iterations"]) == (1, 2, 6)

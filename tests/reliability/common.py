@@ -6,8 +6,10 @@ the same models (same initial weights and dropout seeds) and the same data.
 
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -74,6 +76,23 @@ def start(module, *args, env=None, **kwargs):
         text=True,
         **kwargs,
     )
+
+
+def start_and_kill(module, *args, marker, timeout=300):
+    """Starts `python -m <module> <args>`, waits until it writes `marker` (a
+    worker's sign that it reached the step to be killed at) and kills it with
+    SIGKILL."""
+    process = start(module, *args)
+    deadline = time.time() + timeout
+    while not os.path.exists(marker):
+        if process.poll() is not None:
+            raise AssertionError(f"the training process ended early:\n{process.stdout.read()}")
+        if time.time() > deadline:
+            process.kill()
+            raise AssertionError(f"no marker after {timeout} s")
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    assert process.wait(timeout=60) == -signal.SIGKILL
 
 
 class Interrupt(Exception):

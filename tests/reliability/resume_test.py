@@ -1,8 +1,6 @@
 """A killed distillation resumes from its backup and ends as an uninterrupted run."""
 
 import os
-import signal
-import time
 
 import keras
 import numpy as np
@@ -17,26 +15,13 @@ from tests.reliability import resume_worker
 TOLERANCE = 1e-5
 
 
-def _wait_for(path, process, timeout=240):
-    deadline = time.time() + timeout
-    while not os.path.exists(path):
-        if process.poll() is not None:
-            raise AssertionError(f"the training process ended early:\n{process.stdout.read()}")
-        if time.time() > deadline:
-            process.kill()
-            raise AssertionError(f"no marker after {timeout} s")
-        time.sleep(0.2)
-
-
 def test_sigkilled_run_resumes_to_the_same_student(tmp_path):
     """SIGKILL mid-epoch after a backup; a new process resumes and matches an uninterrupted run."""
     backup, marker = tmp_path / "backup", tmp_path / "marker"
     # 4 batches per epoch, a backup every 2 steps: killed after step 7 (epoch
     # 2, batch 3); the newest backup is from step 6, so step 7 is trained again.
-    killed = common.start("tests.reliability.resume_worker", backup, tmp_path / "unused.npz", marker, 7)
-    _wait_for(marker, killed)
-    os.kill(killed.pid, signal.SIGKILL)
-    assert killed.wait(timeout=60) == -signal.SIGKILL
+    common.start_and_kill("tests.reliability.resume_worker", backup, tmp_path / "unused.npz", marker,
+                          7, marker=marker, timeout=240)
     latest = checkpointing.latest_backup(backup)
     assert (latest["epoch"], latest["batch"], latest["iterations"]) == (1, 2, 6)
     assert len(checkpointing.list_backups(backup)) == 1
