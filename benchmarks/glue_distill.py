@@ -435,7 +435,7 @@ def history_difference(recorded, value):
 ENTRY_CONFIG_KEYS = ("seed", "data", "tokenizer", "teacher", "finetune", "student", "runtime")
 
 
-def entry_work_folder(config, name, run):
+def entry_work_folder(config, name, run, model_name):
     """The work folder of one `(row, seed)` and the newest backup in it (or `None`).
 
     A row is tens of minutes to hours on a slow CPU; a run stopped during it
@@ -443,7 +443,8 @@ def entry_work_folder(config, name, run):
     mid-epoch included, with the same command. The folder,
     `<work-dir>/<setting>/work/seed_<seed>/<row>/.augpro-work`, is keyed to
     the entry's settings (the sections above, its `distill` section, the row
-    and its augmentations) and started over when they differ.
+    and its augmentations) and started over when they differ. `model_name`
+    is the name the student trains under (its backup's folder).
     """
     from augpro_keras.callbacks import DistillationBackup
     from augpro_keras.cli.session import WorkFolder
@@ -454,8 +455,7 @@ def entry_work_folder(config, name, run):
     distill = {k: v for k, v in config["distill"].items() if k != "runs"}
     work.open("glue_distill.py entry", {**{key: config[key] for key in ENTRY_CONFIG_KEYS},
                                         "distill": distill, "row": name, "run": run})
-    backup = os.path.join(work.path(slug(name if run is None else run["name"])), "backup")
-    return work, DistillationBackup(backup).latest()
+    return work, DistillationBackup(work.backup_folder(model_name)).latest()
 
 
 def run_entry(session, teacher, factory, name, run, seed, distill_overrides=None):
@@ -473,9 +473,10 @@ def run_entry(session, teacher, factory, name, run, seed, distill_overrides=None
     config["seed"] = seed
     config["distill"].update(distill_overrides or {})
     log_root = os.path.join(config["output_dir"], "entries", f"seed_{seed}")
-    work, latest = entry_work_folder(config, name, run)
+    model_name = name if run is None else run["name"]  # what training logs and backs up under
+    work, latest = entry_work_folder(config, name, run, model_name)
     seeded = dataclasses.replace(session, config=config, log_root=log_root, work=work)
-    log_dir = seeded.log_dir(name if run is None else run["name"])  # the folder training writes
+    log_dir = seeded.log_dir(model_name)  # the folder training writes
     if latest is None:
         # Logs of a run stopped before its first backup; a resumed run keeps the
         # earlier epochs' logs (its epochs after the backup are written again).

@@ -143,6 +143,10 @@ class WorkFolder:
         os.makedirs(folder, exist_ok=True)
         return folder
 
+    def backup_folder(self, name):
+        """The folder of one model's `DistillationBackup` backups."""
+        return os.path.join(self.phase(name), "backup")
+
     def finished(self, name):
         """`(model_file, row)` of a model trained before an interruption, or `None`."""
         row = self._read_json(slug(name), "row.json")
@@ -155,7 +159,7 @@ class WorkFolder:
         folder = self.phase(name)
         model.save(os.path.join(folder, "model.keras"))
         self._write_json(slug(name), "row.json", row)
-        shutil.rmtree(os.path.join(folder, "backup"), ignore_errors=True)
+        shutil.rmtree(self.backup_folder(name), ignore_errors=True)
 
     def save_arrays(self, name, arrays):
         temporary = self.path(f".{name}.tmp.npz")

@@ -95,14 +95,13 @@ def _fit(session, model, dataset, section, callbacks, name):
     callbacks = [NonFiniteLossGuard(), TokenChangeRateMonitor()] + callbacks
     fit, epoch_log = model.fit, None
     if session.work is not None:
-        folder = session.work.phase(name)
-        backup = DistillationBackup(os.path.join(folder, "backup"),
+        backup = DistillationBackup(session.work.backup_folder(name),
                                     save_every_steps=config["runtime"]["backup_every_steps"])
         latest = backup.latest()
         if latest is not None:
             session.out(f"Resuming {name} from its backup: epoch {latest['epoch'] + 1}, after "
                         f"batch {latest['batch']} (optimizer step {latest['iterations']}).")
-        epoch_log = callbacks_lib.EpochLog(os.path.join(folder, "history.json"),
+        epoch_log = callbacks_lib.EpochLog(os.path.join(session.work.phase(name), "history.json"),
                                            resume=latest is not None)
         callbacks.append(epoch_log)  # after the validation metrics: it keeps them too
         fit = functools.partial(backup.fit, model)
